@@ -1,0 +1,435 @@
+/**
+ * The DataPlane on a real Linux kernel, through ip(8), nft(8) and /proc/sys.
+ *
+ * Host-side commands run in the daemon's own netns (no nsenter) unless
+ * `hostNetns` is given (tests and tools that drive a "host" namespace from
+ * outside it). Container-side commands always run through
+ * `nsenter --net=<CNI_NETNS>`.
+ *
+ * Planning (what to change) lives in src/core/dataplane and is pure; this
+ * class reads state, asks the planners, runs the batches and undoes a
+ * half-done attach.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } from '../../core/dataplane/attach-plan.js';
+import { planBridge, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
+import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
+import { assertIfname, networkFromAlias } from '../../core/dataplane/names.js';
+import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
+import type {
+  AttachResult,
+  BridgeSpec,
+  ContainerIfaceState,
+  DataPlane,
+  HostLinkState,
+  KernelFeatures,
+  MacvlanAttachSpec,
+  NatSpec,
+  VethAttachSpec,
+} from '../../core/dataplane/types.js';
+import { ConflictError, InterfaceExistsError, InternalError, InvalidConfigError, InvalidEnvError, NotFoundError } from '../../core/errors.js';
+import { IpCommandError, IpRunner, isAlreadyExists, isNetnsUnusable, isNoSuchDevice } from './ip-runner.js';
+import { isNetns } from './netns.js';
+import { NftRunner } from './nft.js';
+import { probeKernel } from './probe.js';
+import { KeyedSerializer } from './serial.js';
+import { ensureSysctl } from './sysctl.js';
+
+type Fields = Record<string, unknown>;
+
+/** The subset of the daemon's Logger this adapter uses (structural, so any logger fits). */
+export interface DataPlaneLogger {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+}
+
+export interface KernelDataPlaneOptions {
+  /**
+   * Path of the netns that plays "host". Undefined (the daemon): the
+   * process's own netns. Tests pass the namespace they created, so nothing
+   * ever lands in the netns the test runner itself lives in.
+   */
+  readonly hostNetns?: string;
+  /** Per-command timeout; default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+/** A locally administered unicast MAC (bit 1 of the first octet set, bit 0 clear). */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+function toHostLinkState(l: ParsedLink): HostLinkState {
+  return {
+    name: l.name,
+    up: l.up,
+    mac: l.mac,
+    mtu: l.mtu,
+    ...(l.master !== undefined ? { master: l.master } : {}),
+    ...(l.kind !== undefined ? { kind: l.kind } : {}),
+    ...(l.alias !== undefined ? { alias: l.alias } : {}),
+  };
+}
+
+function firstLink(doc: unknown): ParsedLink {
+  const l = parseLinks(doc)[0];
+  if (!l) throw new InternalError('ip(8) printed no link for a show command');
+  return l;
+}
+
+function ms(t0: number): number {
+  return Math.round((performance.now() - t0) * 100) / 100;
+}
+
+export class KernelDataPlane implements DataPlane {
+  private readonly log: DataPlaneLogger;
+  private readonly hostNetns: string | undefined;
+  private readonly timeoutMs: number | undefined;
+  private readonly host: IpRunner;
+  private readonly nft: NftRunner;
+  private readonly serial = new KeyedSerializer();
+  /** Text of the ruleset last applied successfully; undefined = unknown (apply next time). */
+  private lastNat: string | undefined;
+
+  constructor(log: DataPlaneLogger, opts: KernelDataPlaneOptions = {}) {
+    this.log = log;
+    this.hostNetns = opts.hostNetns;
+    this.timeoutMs = opts.timeoutMs;
+    if (this.hostNetns !== undefined && !isNetns(this.hostNetns)) {
+      // Refuse rather than fall back to our own netns: that may be the machine's root netns.
+      throw new InternalError(`hostNetns ${this.hostNetns} is not a network namespace`);
+    }
+    const base = { ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) };
+    this.host = new IpRunner({ ...base, ...(this.hostNetns !== undefined ? { netns: this.hostNetns } : {}) });
+    this.nft = new NftRunner({ ...base, ...(this.hostNetns !== undefined ? { netns: this.hostNetns } : {}) });
+  }
+
+  private inContainer(netns: string): IpRunner {
+    return new IpRunner({ netns, ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}) });
+  }
+
+  isNetns(path: string): boolean {
+    return isNetns(path);
+  }
+
+  // ---- features and sysctls ----
+
+  async probe(): Promise<KernelFeatures> {
+    const t0 = performance.now();
+    const { features, reasons } = await probeKernel(this.timeoutMs);
+    this.log.info('kernel features probed', { features, missing: reasons, ms: ms(t0) });
+    return features;
+  }
+
+  async enableForwarding(families: readonly (4 | 6)[]): Promise<void> {
+    for (const f of new Set(families)) {
+      const key = f === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
+      if (await ensureSysctl(key, '1', this.hostNetns)) this.log.info('forwarding enabled', { sysctl: key });
+    }
+  }
+
+  // ---- bridges ----
+
+  /** The link and its global addresses, or undefined when absent. */
+  private async readHostLinkAddrs(name: string): Promise<{ link: ParsedLink; addrs: string[] } | undefined> {
+    try {
+      const doc = await this.host.json(['addr', 'show', 'dev', name], { details: true });
+      const o = jsonArray(doc)[0];
+      if (!o) return undefined;
+      return { link: parseLink(o), addrs: parseGlobalAddresses(o) };
+    } catch (e) {
+      if (isNoSuchDevice(e)) return undefined;
+      throw e;
+    }
+  }
+
+  ensureBridge(spec: BridgeSpec): Promise<{ mac: string }> {
+    return this.serial.run(`bridge:${spec.name}`, async () => {
+      const t0 = performance.now();
+      for (let attempt = 0; ; attempt++) {
+        const observed = await this.readHostLinkAddrs(spec.name);
+        const ops = planBridge(spec, observed?.link, observed?.addrs ?? [], { macForNewBridge: randomMac() });
+        if (ops.length === 0 && observed) return { mac: observed.link.mac };
+        try {
+          const docs = await this.host.batch([...renderBridgeOps(ops), `link show dev ${spec.name}`], { json: true });
+          const mac = firstLink(docs[docs.length - 1]).mac;
+          this.log.info(observed ? 'bridge repaired' : 'bridge created', { bridge: spec.name, network: spec.network, changes: ops.map((o) => o.kind), ms: ms(t0) });
+          return { mac };
+        } catch (e) {
+          // Someone created it between our read and our create: read again and reconcile once more.
+          if (attempt === 0 && !observed && isAlreadyExists(e) && e instanceof IpCommandError && e.failedLine?.startsWith('link add')) continue;
+          throw e;
+        }
+      }
+    });
+  }
+
+  removeBridge(name: string): Promise<void> {
+    assertIfname(name, 'bridge name');
+    return this.serial.run(`bridge:${name}`, async () => {
+      const link = await this.hostLink(name);
+      if (!link) return;
+      if (link.kind !== 'bridge' || networkFromAlias(link.alias) === undefined) {
+        throw new ConflictError(`refusing to delete "${name}": it is not a bridge weft created`, { details: `kind=${link.kind ?? '?'} alias=${link.alias ?? ''}` });
+      }
+      await this.deleteLink(this.host, name);
+      this.log.info('bridge removed', { bridge: name });
+    });
+  }
+
+  async listOwnedBridges(): Promise<{ name: string; network: string }[]> {
+    const out: { name: string; network: string }[] = [];
+    for (const l of await this.listHostLinks()) {
+      const network = networkFromAlias(l.alias);
+      if (l.kind === 'bridge' && network !== undefined) out.push({ name: l.name, network });
+    }
+    return out;
+  }
+
+  // ---- links ----
+
+  async hostLink(name: string): Promise<HostLinkState | undefined> {
+    const l = await this.readLink(this.host, name);
+    return l ? toHostLinkState(l) : undefined;
+  }
+
+  async listHostLinks(): Promise<HostLinkState[]> {
+    return parseLinks(await this.host.json(['link', 'show'], { details: true })).map(toHostLinkState);
+  }
+
+  /** A link with details, or undefined when it (or the netns) is gone. */
+  private async readLink(ip: IpRunner, name: string): Promise<ParsedLink | undefined> {
+    try {
+      const doc = await ip.json(['link', 'show', 'dev', name], { details: true });
+      return parseLinks(doc)[0];
+    } catch (e) {
+      if (isNoSuchDevice(e) || isNetnsUnusable(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** `ip link del`; true when it deleted something, false when it was already gone. */
+  private async deleteLink(ip: IpRunner, name: string): Promise<boolean> {
+    try {
+      await ip.run(['link', 'del', 'dev', name]);
+      return true;
+    } catch (e) {
+      if (isNoSuchDevice(e) || isNetnsUnusable(e)) return false;
+      throw e;
+    }
+  }
+
+  private assertNetns(path: string): void {
+    if (!isNetns(path)) {
+      throw new InvalidEnvError(`CNI_NETNS "${path}" is not a network namespace`, {
+        hint: 'the runtime must pass the path of an existing netns (/run/netns/NAME or /proc/PID/ns/net)',
+      });
+    }
+  }
+
+  private async assertIfnameFree(ip: IpRunner, netns: string, ifname: string): Promise<void> {
+    try {
+      await ip.json(['link', 'show', 'dev', ifname]);
+    } catch (e) {
+      if (isNoSuchDevice(e)) return;
+      if (isNetnsUnusable(e)) throw new InvalidEnvError(`cannot enter CNI_NETNS "${netns}"`, { details: (e as IpCommandError).stderr, cause: e });
+      throw e;
+    }
+    throw new InterfaceExistsError(`interface "${ifname}" already exists in ${netns}`, { hint: 'choose another CNI_IFNAME, or DEL the previous attachment first' });
+  }
+
+  // ---- veth ----
+
+  async attachVeth(spec: VethAttachSpec): Promise<AttachResult> {
+    const t0 = performance.now();
+    this.assertNetns(spec.netns);
+    const plan = planVethAttach(spec);
+    const cont = this.inContainer(spec.netns);
+    await this.assertIfnameFree(cont, spec.netns, spec.ifname);
+
+    const hostLines = [...plan.host, `link show dev ${spec.hostIfname}`, `link show dev ${spec.bridge}`];
+    let created = false;
+    try {
+      let hostDocs: unknown[];
+      try {
+        created = true;
+        hostDocs = await this.host.batch(hostLines, { json: true });
+      } catch (e) {
+        // `link add` is one netlink request: when it fails, nothing was created.
+        if (e instanceof IpCommandError && e.failedLine === plan.host[0]) created = false;
+        if (!created && isAlreadyExists(e)) {
+          hostDocs = await this.replaceStaleHostEnd(spec, hostLines, e);
+          created = true;
+        } else throw e;
+      }
+      const contDocs = await cont.batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
+      const result: AttachResult = {
+        containerMac: firstLink(contDocs[contDocs.length - 1]).mac,
+        hostMac: firstLink(hostDocs[hostDocs.length - 2]).mac,
+        bridgeMac: firstLink(hostDocs[hostDocs.length - 1]).mac,
+      };
+      this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, ms: ms(t0) });
+      return result;
+    } catch (e) {
+      if (created) await this.rollbackHostEnd(spec.hostIfname, e);
+      if (isNoSuchDevice(e) && e instanceof IpCommandError && e.failedLine?.includes(` master ${spec.bridge}`)) {
+        throw new NotFoundError(`bridge "${spec.bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', cause: e });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * The host end's name is derived from (container id, ifname), so an
+   * existing veth of that name is the leftover of an earlier attach of this
+   * very attachment that was interrupted before its rollback ran. Replace it
+   * once; anything else holding the name is a conflict.
+   */
+  private async replaceStaleHostEnd(spec: VethAttachSpec, hostLines: string[], cause: unknown): Promise<unknown[]> {
+    const existing = await this.readLink(this.host, spec.hostIfname);
+    if (!existing) {
+      // The name was free, so the peer name collided inside the container (created since our check).
+      throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { cause });
+    }
+    if (existing.kind !== 'veth') {
+      throw new ConflictError(`host interface name "${spec.hostIfname}" is taken by a ${existing.kind ?? 'link'} weft did not create`, { cause });
+    }
+    this.log.warn('replacing stale host veth end', { hostIfname: spec.hostIfname, master: existing.master });
+    await this.deleteLink(this.host, spec.hostIfname);
+    return this.host.batch(hostLines, { json: true });
+  }
+
+  private async rollbackHostEnd(hostIfname: string, cause: unknown): Promise<void> {
+    try {
+      // Deleting one end of a veth deletes its peer in the container too.
+      await this.deleteLink(this.host, hostIfname);
+      this.log.warn('attach failed; veth removed', { hostIfname, error: (cause as Error).message });
+    } catch (e) {
+      this.log.error('attach failed and its veth could not be removed', { hostIfname, error: (e as Error).message, cause: (cause as Error).message });
+    }
+  }
+
+  async detachVeth(args: { netns?: string; ifname: string; hostIfname: string }): Promise<void> {
+    const t0 = performance.now();
+    assertIfname(args.ifname, 'CNI_IFNAME');
+    assertIfname(args.hostIfname, 'host interface name');
+    if (args.netns !== undefined && args.netns !== '' && isNetns(args.netns)) {
+      const cont = this.inContainer(args.netns);
+      const link = await this.readLink(cont, args.ifname);
+      // Only delete what carries our mark: a DEL after a failed ADD (e.g.
+      // INTERFACE_EXISTS) must leave the runtime's own interface alone.
+      if (link && link.kind === 'veth' && link.alias === containerAliasFor(args.hostIfname)) {
+        if (await this.deleteLink(cont, args.ifname)) {
+          this.log.info('veth detached', { netns: args.netns, ifname: args.ifname, ms: ms(t0) });
+          return;
+        }
+      }
+    }
+    if (await this.deleteLink(this.host, args.hostIfname)) this.log.info('veth detached (host end)', { hostIfname: args.hostIfname, ms: ms(t0) });
+  }
+
+  // ---- macvlan ----
+
+  async attachMacvlan(spec: MacvlanAttachSpec): Promise<AttachResult> {
+    const t0 = performance.now();
+    this.assertNetns(spec.netns);
+    const plan = planMacvlanAttach(spec);
+    const cont = this.inContainer(spec.netns);
+    await this.assertIfnameFree(cont, spec.netns, spec.ifname);
+    try {
+      await this.host.batch(plan.host);
+    } catch (e) {
+      if (isNoSuchDevice(e) && (e as IpCommandError).stderr.includes(`"${spec.master}"`)) {
+        throw new InvalidConfigError(`macvlan master "${spec.master}" does not exist in the host network namespace`, { hint: 'set "master" to an existing interface of the host', cause: e });
+      }
+      if (isAlreadyExists(e)) throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { cause: e });
+      throw e;
+    }
+    try {
+      const docs = await cont.batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
+      const containerMac = firstLink(docs[docs.length - 1]).mac;
+      this.log.info('macvlan attached', { netns: spec.netns, ifname: spec.ifname, master: spec.master, ms: ms(t0) });
+      return { containerMac };
+    } catch (e) {
+      try {
+        await this.deleteLink(cont, spec.ifname);
+        this.log.warn('attach failed; macvlan removed', { netns: spec.netns, ifname: spec.ifname, error: (e as Error).message });
+      } catch (e2) {
+        this.log.error('attach failed and its macvlan could not be removed', { netns: spec.netns, ifname: spec.ifname, error: (e2 as Error).message });
+      }
+      throw e;
+    }
+  }
+
+  async detachMacvlan(args: { netns?: string; ifname: string }): Promise<void> {
+    assertIfname(args.ifname, 'CNI_IFNAME');
+    // A macvlan lives only in the container: with the netns gone, so is it.
+    if (args.netns === undefined || args.netns === '' || !isNetns(args.netns)) return;
+    const cont = this.inContainer(args.netns);
+    const link = await this.readLink(cont, args.ifname);
+    if (!link) return;
+    if (link.kind !== 'macvlan' || link.alias !== MACVLAN_ALIAS) {
+      this.log.warn('not deleting an interface weft did not create', { netns: args.netns, ifname: args.ifname, kind: link.kind });
+      return;
+    }
+    if (await this.deleteLink(cont, args.ifname)) this.log.info('macvlan detached', { netns: args.netns, ifname: args.ifname });
+  }
+
+  // ---- inspection ----
+
+  async inspectContainerIface(netns: string, ifname: string): Promise<ContainerIfaceState | undefined> {
+    if (!isNetns(netns)) return undefined;
+    assertIfname(ifname, 'CNI_IFNAME');
+    try {
+      const docs = await this.inContainer(netns).batch(
+        [`addr show dev ${ifname}`, `route show table all dev ${ifname} root 0.0.0.0/0`, `route show table all dev ${ifname} root ::/0`],
+        { json: true, details: true },
+      );
+      const link = jsonArray(docs[0])[0];
+      if (!link) return undefined;
+      return containerIfaceState(link, docs[1] ?? [], docs[2] ?? []);
+    } catch (e) {
+      if (isNoSuchDevice(e) || isNetnsUnusable(e)) return undefined;
+      throw e;
+    }
+  }
+
+  // ---- nftables ----
+
+  applyNat(spec: NatSpec): Promise<void> {
+    const text = renderNatRuleset(spec);
+    return this.serial.run('nat', async () => {
+      if (text === this.lastNat) {
+        this.log.debug('nat ruleset unchanged; not applied');
+        return;
+      }
+      const t0 = performance.now();
+      this.lastNat = undefined;
+      await this.nft.apply(text);
+      this.lastNat = text;
+      this.log.info('nat ruleset applied', { masquerade: spec.masquerade.length, portMappings: spec.portMappings.length, ms: ms(t0) });
+    });
+  }
+
+  removeNat(): Promise<void> {
+    return this.serial.run('nat', async () => {
+      this.lastNat = undefined;
+      await this.nft.apply(renderNatRemoval());
+      this.log.info('nat ruleset removed');
+    });
+  }
+
+  /**
+   * Makes the next applyNat apply even when its text is unchanged: call it
+   * when the table may have been changed behind weft's back (a firewall
+   * reload that flushed the ruleset).
+   */
+  forgetAppliedNat(): void {
+    this.lastNat = undefined;
+  }
+}

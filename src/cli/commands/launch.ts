@@ -1,0 +1,67 @@
+import type { CAC } from 'cac';
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { ApiClient } from '../../client/api-client.js';
+import { DEFAULT_SOCKET } from '../../core/cni/protocol.js';
+import { tryParseCidr } from '../../core/ip/cidr.js';
+import { type Ctx, optInt, optString } from '../context.js';
+import { UsageError } from '../output.js';
+
+export const DEFAULT_DATA_DIR = '/var/lib/weft';
+export const DEFAULT_RANGE = '10.32.0.0/12';
+export const DEFAULT_MTU = 1450;
+
+async function waitReady(socket: string, ms: number): Promise<boolean> {
+  const api = new ApiClient(socket, 1000);
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try { if ((await api.get<{ ready: boolean }>('/v1/status')).ready) return true; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+export function registerLaunch(cli: CAC, ctx: Ctx): void {
+  cli.command('launch', 'Run the weft router on this host (foreground; systemd-friendly)')
+    .option('--data-dir <dir>', 'state directory (database, lock)', { default: DEFAULT_DATA_DIR })
+    .option('--socket <path>', 'API socket, mode 0600', { default: DEFAULT_SOCKET })
+    .option('--name <name>', 'this router\'s nickname (default: host name)')
+    .option('--ipalloc-range <cidr>', 'prefix of the default subnet', { default: DEFAULT_RANGE })
+    .option('--mtu <n>', 'container MTU (leaves 50 bytes for VXLAN on a 1500-byte underlay)', { default: DEFAULT_MTU })
+    .option('--reconcile-interval <seconds>', 'how often kernel state is checked against the store (0: only at start)', { default: 60 })
+    .option('--log-level <level>', 'debug, info, warn or error', { default: 'info' })
+    .option('--detach', 'start in the background, wait until ready, print the PID')
+    .example('weft launch --data-dir /var/lib/weft --socket /run/weft/weft.sock')
+    .action(async (opts: Record<string, unknown>) => {
+      const dataDir = String(opts.dataDir);
+      const socket = String(opts.socket);
+      const range = String(opts.ipallocRange);
+      if (!tryParseCidr(range, true)) throw new UsageError(`--ipalloc-range "${range}" is not a prefix like 10.32.0.0/12`);
+      const mtu = optInt(opts.mtu, '--mtu')!;
+      if (mtu < 576 || mtu > 65535) throw new UsageError('--mtu must be between 576 and 65535');
+      const level = String(opts.logLevel);
+      if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError('--log-level must be debug, info, warn or error');
+      const interval = optInt(opts.reconcileInterval, '--reconcile-interval')!;
+      if (opts.detach) {
+        mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+        const logFile = `${dataDir}/weft.log`;
+        const out = openSync(logFile, 'a');
+        const args = process.argv.slice(1).filter((a) => a !== '--detach');
+        const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+        child.unref();
+        if (!(await waitReady(socket, 30_000))) throw new Error(`the router did not become ready within 30 s; see ${logFile}`);
+        ctx.io.out(`weft router started (pid ${child.pid}); logs in ${logFile}`);
+        return;
+      }
+      const { jsonLogger } = await import('../../daemon/logger.js');
+      const { Daemon } = await import('../../daemon/daemon.js');
+      const logger = jsonLogger({ level: level as 'info' });
+      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000 });
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string): void => { logger.info('signal received, stopping', { signal: sig }); void daemon.stop().then(resolve); };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,68 @@
+/**
+ * Names of the kernel objects weft creates. Linux caps interface names at 15
+ * bytes (IFNAMSIZ - 1), so names derived from long ids are hashed; the hash is
+ * stable so the daemon can find the host end of a veth again after a restart
+ * from nothing but the container id and CNI_IFNAME.
+ */
+import { createHash } from 'node:crypto';
+import { InvalidConfigError } from '../errors.js';
+
+export const IFNAME_MAX = 15;
+/** Every veth host end weft creates starts with this. */
+export const HOST_VETH_PREFIX = 'wv';
+/** Every bridge weft creates for a network other than `weft` starts with this. */
+export const BRIDGE_PREFIX = 'wb';
+/** The bridge of the default network keeps a readable name. */
+export const DEFAULT_NETWORK = 'weft';
+/** Link alias prefix that marks a link as weft's (bridges: `weft:<network>`). */
+export const OWNER_ALIAS_PREFIX = 'weft:';
+
+function hexHash(text: string, chars: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, chars);
+}
+
+/**
+ * Host end of a container's veth: `wv` + 13 hex chars (52 bits) of
+ * sha256(containerId/ifname). Two attachments collide with probability
+ * ~n²/2⁵³, negligible for any realistic host.
+ */
+export function hostIfnameFor(containerId: string, ifname: string): string {
+  return HOST_VETH_PREFIX + hexHash(`${containerId}/${ifname}`, IFNAME_MAX - HOST_VETH_PREFIX.length);
+}
+
+/** `weft` for the default network, else `wb` + 12 hex chars of sha256(network). */
+export function bridgeNameFor(network: string): string {
+  if (network === DEFAULT_NETWORK) return DEFAULT_NETWORK;
+  return BRIDGE_PREFIX + hexHash(`network/${network}`, 12);
+}
+
+export function ownerAlias(network: string): string {
+  return OWNER_ALIAS_PREFIX + network;
+}
+
+/** The network named by a `weft:<network>` alias, or undefined when the alias is not weft's. */
+export function networkFromAlias(alias: string | undefined): string | undefined {
+  if (alias === undefined || !alias.startsWith(OWNER_ALIAS_PREFIX)) return undefined;
+  const network = alias.slice(OWNER_ALIAS_PREFIX.length);
+  return network.length > 0 ? network : undefined;
+}
+
+/**
+ * What the kernel accepts as an interface name (dev_valid_name): 1-15 bytes,
+ * not `.`/`..`, no `/`, `:` or whitespace. We are stricter than the kernel
+ * about printable ASCII because names end up in `ip -batch` lines.
+ */
+export function isValidIfname(name: string): boolean {
+  if (typeof name !== 'string') return false;
+  if (name.length === 0 || Buffer.byteLength(name) > IFNAME_MAX) return false;
+  if (name === '.' || name === '..') return false;
+  return /^[\x21-\x7e]+$/.test(name) && !/[/:"'\\#]/.test(name);
+}
+
+export function assertIfname(name: string, what: string): void {
+  if (!isValidIfname(name)) {
+    throw new InvalidConfigError(`${what} "${name}" is not a valid interface name`, {
+      hint: 'interface names are 1-15 printable characters without "/", ":", quotes or whitespace',
+    });
+  }
+}

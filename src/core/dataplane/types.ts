@@ -1,0 +1,121 @@
+/**
+ * What the daemon asks of the kernel, as data. The daemon computes these
+ * specs from the store; a DataPlane implementation (src/adapters/kernel)
+ * diffs them against what exists and applies the difference idempotently.
+ */
+
+/** A route as CNI describes it. `gw` absent means "via the interface's gateway" for default routes. */
+export interface RouteSpec {
+  readonly dst: string; // CIDR
+  readonly gw?: string;
+}
+
+/** One Linux bridge per weft network, carrying the gateway address of each subnet it serves. */
+export interface BridgeSpec {
+  readonly name: string; // <= 15 chars
+  readonly network: string; // weft/CNI network name, recorded as the link alias `weft:<network>` to mark ownership
+  readonly mtu: number;
+  readonly addresses: readonly string[]; // gateway addresses with prefix, e.g. 10.32.0.1/12
+  /** Pins the bridge MAC (the gateway's MAC as containers see it). Absent: a random MAC chosen at creation. */
+  readonly mac?: string;
+}
+
+export interface VethAttachSpec {
+  readonly netns: string; // path to the container's netns
+  readonly ifname: string; // name inside the container (CNI_IFNAME)
+  readonly hostIfname: string; // name of the host end, <= 15 chars
+  readonly bridge: string;
+  readonly mtu: number;
+  readonly mac?: string; // container side MAC, if requested
+  readonly addresses: readonly string[]; // container addresses with prefix
+  readonly gateways: readonly string[]; // gateways for default routes (one per family), may be empty
+  readonly routes: readonly RouteSpec[];
+  readonly hairpin: boolean;
+}
+
+export interface MacvlanAttachSpec {
+  readonly netns: string;
+  readonly ifname: string;
+  readonly master: string; // parent device in the daemon's netns
+  readonly mode: 'bridge' | 'private' | 'vepa' | 'passthru';
+  readonly mtu: number;
+  readonly mac?: string;
+  readonly addresses: readonly string[];
+  readonly gateways: readonly string[];
+  readonly routes: readonly RouteSpec[];
+}
+
+export interface AttachResult {
+  readonly containerMac: string;
+  readonly hostMac?: string; // veth host end
+  readonly bridgeMac?: string;
+}
+
+export interface PortMappingSpec {
+  readonly hostPort: number;
+  readonly containerPort: number;
+  readonly protocol: 'tcp' | 'udp' | 'sctp';
+  readonly hostIP?: string;
+  readonly containerIp: string;
+}
+
+/** The whole of weft's nftables table, rendered atomically. */
+export interface NatSpec {
+  readonly masquerade: readonly string[]; // source CIDRs to masquerade when leaving their own prefix
+  readonly portMappings: readonly PortMappingSpec[];
+}
+
+export interface ContainerIfaceState {
+  readonly ifname: string;
+  readonly mac: string;
+  readonly up: boolean;
+  readonly mtu: number;
+  readonly addresses: readonly string[]; // with prefix
+  readonly routes: readonly { dst: string; gw?: string }[];
+}
+
+export interface HostLinkState {
+  readonly name: string;
+  readonly master?: string;
+  readonly up: boolean;
+  readonly kind?: string;
+  readonly mac: string;
+  readonly alias?: string;
+  readonly mtu?: number;
+}
+
+/** Kernel features weft may use; probed once at start and shown in `weft status`. */
+export interface KernelFeatures {
+  readonly bridge: boolean;
+  readonly veth: boolean;
+  readonly macvlan: boolean;
+  readonly vxlan: boolean;
+  readonly ipvlan: boolean;
+  readonly vlan: boolean;
+  readonly nftables: boolean;
+}
+
+export interface DataPlane {
+  probe(): Promise<KernelFeatures>;
+  /** Turns on forwarding in the daemon's netns for the given families. */
+  enableForwarding(families: readonly (4 | 6)[]): Promise<void>;
+  ensureBridge(spec: BridgeSpec): Promise<{ mac: string }>;
+  removeBridge(name: string): Promise<void>;
+  /** Bridges (in the daemon's netns) that carry weft's ownership alias, with the network they serve. */
+  listOwnedBridges(): Promise<{ name: string; network: string }[]>;
+  /** Creates the veth pair, configures both ends; on any failure undoes what it did and throws. */
+  attachVeth(spec: VethAttachSpec): Promise<AttachResult>;
+  /** Idempotent: succeeds when the netns or the links are already gone. */
+  detachVeth(args: { netns?: string; ifname: string; hostIfname: string }): Promise<void>;
+  attachMacvlan(spec: MacvlanAttachSpec): Promise<AttachResult>;
+  detachMacvlan(args: { netns?: string; ifname: string }): Promise<void>;
+  /** undefined when the netns is gone or the interface is absent. */
+  inspectContainerIface(netns: string, ifname: string): Promise<ContainerIfaceState | undefined>;
+  hostLink(name: string): Promise<HostLinkState | undefined>;
+  listHostLinks(): Promise<HostLinkState[]>;
+  /** True when `path` exists and is a network namespace. */
+  isNetns(path: string): boolean;
+  /** Replaces weft's nftables table when the rendered ruleset differs from the last one applied. */
+  applyNat(spec: NatSpec): Promise<void>;
+  removeNat(): Promise<void>;
+}

@@ -1,0 +1,73 @@
+/**
+ * One error type per condition, each with a stable string `code` (for the
+ * HTTP API, the CLI and logs) and the CNI spec's numeric code it maps to when
+ * it crosses the plugin boundary. Plugin-specific CNI codes are >= 100 and are
+ * documented in docs/errors.md.
+ */
+export type CniCode = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 11 | 50 | 51 | 100 | 101 | 102 | 103 | 104 | 105 | 106 | 107 | 108 | 999;
+
+export class WeftError extends Error {
+  /** Stable machine-readable code, e.g. `SUBNET_EXHAUSTED`. */
+  readonly code: string;
+  /** CNI error code used when this error is reported by a plugin. */
+  readonly cniCode: CniCode;
+  /** HTTP status used by the daemon API. */
+  readonly status: number;
+  /** What the user can do about it (CLI prints it). */
+  readonly hint: string | undefined;
+  /** Extra detail; becomes CNI `details`. */
+  readonly details: string | undefined;
+
+  constructor(code: string, cniCode: CniCode, status: number, message: string, opts: { hint?: string; details?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.cniCode = cniCode;
+    this.status = status;
+    this.hint = opts.hint;
+    this.details = opts.details;
+  }
+
+  toJSON(): { code: string; cniCode: number; message: string; hint?: string; details?: string } {
+    return { code: this.code, cniCode: this.cniCode, message: this.message, ...(this.hint ? { hint: this.hint } : {}), ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+type Opts = { hint?: string; details?: string; cause?: unknown };
+
+// ---- CNI protocol conditions (spec codes) ----
+export class IncompatibleVersionError extends WeftError { constructor(m: string, o?: Opts) { super('INCOMPATIBLE_CNI_VERSION', 1, 400, m, o); } }
+export class UnsupportedFieldError extends WeftError { constructor(m: string, o?: Opts) { super('UNSUPPORTED_FIELD', 2, 400, m, o); } }
+export class UnknownContainerError extends WeftError { constructor(m: string, o?: Opts) { super('UNKNOWN_CONTAINER', 3, 404, m, o); } }
+export class InvalidEnvError extends WeftError { constructor(m: string, o?: Opts) { super('INVALID_ENVIRONMENT', 4, 400, m, o); } }
+export class IoFailureError extends WeftError { constructor(m: string, o?: Opts) { super('IO_FAILURE', 5, 500, m, o); } }
+export class DecodeError extends WeftError { constructor(m: string, o?: Opts) { super('DECODE_FAILED', 6, 400, m, o); } }
+export class InvalidConfigError extends WeftError { constructor(m: string, o?: Opts) { super('INVALID_CONFIG', 7, 400, m, o); } }
+export class TryAgainError extends WeftError { constructor(m: string, o?: Opts) { super('TRY_AGAIN', 11, 503, m, o); } }
+export class NotAvailableError extends WeftError { constructor(m: string, o?: Opts) { super('NOT_AVAILABLE', 50, 503, m, o); } }
+export class DegradedError extends WeftError { constructor(m: string, o?: Opts) { super('DEGRADED', 51, 503, m, o); } }
+
+// ---- weft-specific conditions (CNI codes >= 100) ----
+export class SubnetExhaustedError extends WeftError { constructor(m: string, o?: Opts) { super('SUBNET_EXHAUSTED', 100, 409, m, o); } }
+export class AddressUnavailableError extends WeftError { constructor(m: string, o?: Opts) { super('ADDRESS_UNAVAILABLE', 101, 409, m, o); } }
+export class QuotaExceededError extends WeftError { constructor(m: string, o?: Opts) { super('QUOTA_EXCEEDED', 102, 409, m, o); } }
+export class PermissionDeniedError extends WeftError { constructor(m: string, o?: Opts) { super('PERMISSION_DENIED', 103, 403, m, o); } }
+export class NotFoundError extends WeftError { constructor(m: string, o?: Opts) { super('NOT_FOUND', 104, 404, m, o); } }
+export class ConflictError extends WeftError { constructor(m: string, o?: Opts) { super('CONFLICT', 105, 409, m, o); } }
+export class InterfaceExistsError extends WeftError { constructor(m: string, o?: Opts) { super('INTERFACE_EXISTS', 106, 409, m, o); } }
+export class KernelError extends WeftError { constructor(m: string, o?: Opts) { super('KERNEL_FAILED', 107, 500, m, o); } }
+export class FeatureUnavailableError extends WeftError { constructor(m: string, o?: Opts) { super('FEATURE_UNAVAILABLE', 107, 501, m, o); } }
+export class CheckFailedError extends WeftError { constructor(m: string, o?: Opts) { super('CHECK_FAILED', 108, 409, m, o); } }
+export class BadRequestError extends WeftError { constructor(m: string, o?: Opts) { super('BAD_REQUEST', 7, 400, m, o); } }
+export class InternalError extends WeftError { constructor(m: string, o?: Opts) { super('INTERNAL', 999, 500, m, o); } }
+
+export function isWeftError(e: unknown): e is WeftError {
+  return e instanceof WeftError;
+}
+
+/** Wraps anything thrown into a WeftError so boundaries can report it in protocol form. */
+export function toWeftError(e: unknown): WeftError {
+  if (e instanceof WeftError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new InternalError(msg, { cause: e });
+}

@@ -1,0 +1,54 @@
+/**
+ * The kernel state weft wants on this host, computed from stored records
+ * alone. The reconciler and the CNI service both apply it, so "what should
+ * exist" has exactly one definition.
+ */
+import type { Attachment } from '../ipam/attachment.js';
+import type { Subnet } from '../ipam/model.js';
+import type { BridgeSpec, NatSpec, PortMappingSpec } from '../dataplane/types.js';
+import { parseCidr } from '../ip/cidr.js';
+import { tryParseIp } from '../ip/addr.js';
+
+export interface SubnetBinding {
+  readonly subnet: string;
+  readonly bridge: string;
+  readonly network: string;
+}
+
+export function gatewayAddress(s: Subnet): string | undefined {
+  return s.gateway ? `${s.gateway}/${parseCidr(s.cidr).prefix}` : undefined;
+}
+
+export function desiredBridges(bindings: readonly SubnetBinding[], subnets: ReadonlyMap<string, Subnet>, mtu: number): BridgeSpec[] {
+  const byBridge = new Map<string, { network: string; addresses: string[] }>();
+  for (const b of bindings) {
+    const s = subnets.get(b.subnet);
+    if (!s) continue;
+    const entry = byBridge.get(b.bridge) ?? { network: b.network, addresses: [] };
+    const gw = gatewayAddress(s);
+    if (gw) entry.addresses.push(gw);
+    byBridge.set(b.bridge, entry);
+  }
+  return [...byBridge.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, e]) => ({ name, network: e.network, mtu, addresses: e.addresses.sort() }));
+}
+
+export function desiredNat(attachments: readonly Attachment[], subnets: ReadonlyMap<string, Subnet>): NatSpec {
+  const masq = new Set<string>();
+  const ports: PortMappingSpec[] = [];
+  for (const a of attachments) {
+    if (a.state !== 'ready') continue;
+    if (a.ipMasq) for (const ip of a.ips) { const s = subnets.get(ip.subnet); if (s) masq.add(s.cidr); }
+    for (const pm of a.portMappings) {
+      const wantFamily = pm.hostIP ? tryParseIp(pm.hostIP)?.family : 4;
+      const target = a.ips.map((i) => i.address.split('/')[0]!).find((ip) => tryParseIp(ip)?.family === wantFamily);
+      if (!target) continue;
+      ports.push({ hostPort: pm.hostPort, containerPort: pm.containerPort, protocol: pm.protocol, ...(pm.hostIP ? { hostIP: pm.hostIP } : {}), containerIp: target });
+    }
+  }
+  ports.sort((x, y) => x.hostPort - y.hostPort || x.protocol.localeCompare(y.protocol) || x.containerIp.localeCompare(y.containerIp));
+  return { masquerade: [...masq].sort(), portMappings: ports };
+}
+
+export function natIsEmpty(n: NatSpec): boolean {
+  return n.masquerade.length === 0 && n.portMappings.length === 0;
+}

@@ -1,0 +1,51 @@
+/**
+ * The versioned HTTP/JSON API the CLI, the CNI plugins and (later) the Docker
+ * driver use, served on a unix socket. Routes map 1:1 onto service calls; see
+ * docs/api.md for the reference.
+ */
+import type { CniRequest } from '../core/cni/protocol.js';
+import { CNI_ENDPOINT } from '../core/cni/protocol.js';
+import { BadRequestError } from '../core/errors.js';
+import type { IpamService } from './ipam-service.js';
+import type { Metrics } from './metrics.js';
+import { Router } from './http-router.js';
+
+export interface CniHandler {
+  handle(req: CniRequest): Promise<unknown>;
+}
+
+export interface StatusSource {
+  status(): Promise<unknown>;
+  attachments(): unknown[];
+}
+
+export const API_VERSION = 'v1';
+
+export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics: Metrics; status: StatusSource }): Router {
+  const { ipam, cni, metrics, status } = deps;
+  const r = new Router();
+  r.add('GET', '/v1/status', async () => ({ body: await status.status() }));
+  r.add('GET', '/v1/attachments', () => ({ body: status.attachments() }));
+  r.add('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+
+  r.add('POST', CNI_ENDPOINT, async (q) => ({ body: { result: await cni.handle(q.body as CniRequest) } }));
+
+  r.add('GET', '/v1/subnets', () => ({ body: ipam.listSubnets() }));
+  r.add('POST', '/v1/subnets', (q) => ({ status: 201, body: ipam.createSubnet(q.body) }));
+  r.add('GET', '/v1/subnets/:name', (q) => ({ body: ipam.subnetUsage(q.params.name!) }));
+  r.add('PATCH', '/v1/subnets/:name', (q) => ({ body: ipam.updateSubnet(q.params.name!, q.body) }));
+  r.add('DELETE', '/v1/subnets/:name', (q) => { ipam.deleteSubnet(q.params.name!); return { body: { deleted: q.params.name } }; });
+
+  r.add('GET', '/v1/pools', (q) => ({ body: ipam.listPools(q.query.get('subnet') ?? undefined) }));
+  r.add('POST', '/v1/pools', (q) => ({ status: 201, body: ipam.createPool(q.body) }));
+  r.add('DELETE', '/v1/pools/:name', (q) => { ipam.deletePool(q.params.name!); return { body: { deleted: q.params.name } }; });
+
+  r.add('GET', '/v1/ips', (q) => ({ body: ipam.listAddresses(q.query.get('subnet') ?? undefined) }));
+  r.add('POST', '/v1/reservations', (q) => ({ status: 201, body: ipam.reserve(q.body) }));
+  r.add('POST', '/v1/ips/release', (q) => {
+    const b = q.body as { subnet?: unknown; ip?: unknown } | undefined;
+    if (typeof b?.subnet !== 'string' || typeof b.ip !== 'string') throw new BadRequestError('release needs {"subnet": NAME, "ip": ADDRESS}');
+    return { body: ipam.release(b.subnet, b.ip) };
+  });
+  return r;
+}

@@ -1,0 +1,319 @@
+/**
+ * Attaching and detaching container interfaces: the transaction that
+ * allocates, the kernel work, and the rollback when either fails.
+ *
+ * Order of an ADD, and why:
+ *  1. one durable transaction allocates every address and records the
+ *     attachment as `creating` — a crash after this point is rolled back at
+ *     start, a crash before it left nothing;
+ *  2. kernel work (bridge, veth or macvlan, NAT);
+ *  3. a second transaction marks it `ready` with the result.
+ * Any failure in 2 or 3 undoes 2 and then 1, so a failed ADD leaves nothing.
+ */
+import { statSync } from 'node:fs';
+import type { Store } from '../adapters/store/store.js';
+import type { CniDns, CniInterface, CniResult, CniRoute, IpamResult } from '../core/cni/result.js';
+import type { DataPlane } from '../core/dataplane/types.js';
+import { bridgeNameFor, hostIfnameFor } from '../core/dataplane/names.js';
+import { CheckFailedError, ConflictError, InvalidEnvError, TryAgainError, UnknownContainerError, AddressUnavailableError, toWeftError } from '../core/errors.js';
+import type { Attachment, AttachmentIp, PortMappingRecord } from '../core/ipam/attachment.js';
+import { type Identity, identityKey } from '../core/ipam/model.js';
+import { formatIp, tryParseIp } from '../core/ip/addr.js';
+import { cidrContains, parseCidr } from '../core/ip/cidr.js';
+import type { HostNetwork } from './host-network.js';
+import type { Allocated, IpamService } from './ipam-service.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { Logger } from './logger.js';
+
+export interface AttachRequest {
+  readonly plugin: 'weft' | 'weft-ipam';
+  readonly mode: 'bridge' | 'macvlan' | 'ipam';
+  readonly containerId: string;
+  readonly ifname: string;
+  readonly netns?: string;
+  readonly network: string;
+  readonly identity: Identity;
+  readonly subnets: readonly string[];
+  readonly pool?: string;
+  readonly requestedIps: readonly string[];
+  readonly mac?: string;
+  readonly bridge?: string;
+  readonly hairpin: boolean;
+  readonly master?: string;
+  readonly macvlanMode?: 'bridge' | 'private' | 'vepa' | 'passthru';
+  readonly mtu?: number;
+  readonly ipMasq: boolean;
+  readonly portMappings: readonly PortMappingRecord[];
+  readonly aliases: readonly string[];
+  /** DNS from the network config and the runtime, layered over the subnet's. */
+  readonly dns: readonly CniDns[];
+}
+
+export type AttachOutcome = { kind: 'main'; result: CniResult } | { kind: 'ipam'; result: IpamResult };
+
+export function netnsIdentity(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function mergeDns(layers: readonly CniDns[]): CniDns {
+  const out: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] } = {};
+  for (const d of layers) {
+    if (d.nameservers?.length) out.nameservers = [...d.nameservers];
+    if (d.domain) out.domain = d.domain;
+    if (d.search?.length) out.search = [...d.search];
+    if (d.options?.length) out.options = [...d.options];
+  }
+  return out;
+}
+
+export class Attachments {
+  private readonly lock = new KeyedMutex();
+
+  constructor(
+    private readonly store: Store,
+    private readonly ipam: IpamService,
+    private readonly dp: DataPlane,
+    private readonly host: HostNetwork,
+    private readonly log: Logger,
+    private readonly now: () => Date,
+    private readonly defaults: { subnet: string; mtu: number },
+  ) {}
+
+  private key(cid: string, ifname: string): string {
+    return `${cid}/${ifname}`;
+  }
+
+  list(): Attachment[] {
+    return this.store.read((tx) => tx.listAttachments());
+  }
+
+  async attach(req: AttachRequest): Promise<AttachOutcome> {
+    return this.lock.run(this.key(req.containerId, req.ifname), () => this.attachLocked(req));
+  }
+
+  private reserveAll(req: AttachRequest, bridge: string | undefined): { att: Attachment; allocated: Allocated[] } | { existing: Attachment } {
+    return this.store.write((tx) => {
+      const prior = tx.getAttachment(req.containerId, req.ifname);
+      if (prior) return { existing: prior };
+      const subnets = req.subnets.length ? req.subnets : [this.defaults.subnet];
+      // Each requested address goes to the subnet that contains it.
+      const wanted = new Map<string, string>();
+      for (const ipText of req.requestedIps) {
+        const ip = tryParseIp(ipText.split('/')[0]!);
+        if (!ip) throw new AddressUnavailableError(`requested address "${ipText}" is not an IP address`);
+        const target = subnets.find((n) => { const s = tx.getSubnet(n); return s && cidrContains(parseCidr(s.cidr), ip); });
+        if (!target) throw new AddressUnavailableError(`requested address ${formatIp(ip)} is outside the network's subnet(s) ${subnets.join(', ')}`);
+        if (wanted.has(target)) throw new AddressUnavailableError(`two addresses requested in subnet "${target}" (${wanted.get(target)}, ${formatIp(ip)}); one interface gets one address per subnet`);
+        wanted.set(target, formatIp(ip));
+      }
+      for (const pm of req.portMappings) {
+        for (const other of tx.listAttachments()) {
+          const clash = other.portMappings.find((x) => x.hostPort === pm.hostPort && x.protocol === pm.protocol && (x.hostIP ?? '') === (pm.hostIP ?? ''));
+          if (clash) throw new ConflictError(`host port ${pm.protocol}/${pm.hostPort} is already published by container ${other.containerId}`);
+        }
+      }
+      const allocated: Allocated[] = [];
+      for (const name of subnets) {
+        const ip = wanted.get(name);
+        allocated.push(this.ipam.allocate(tx, {
+          subnet: name, identity: req.identity, containerId: req.containerId, ifname: req.ifname, network: req.network,
+          ...(req.netns ? { netns: req.netns } : {}),
+          ...(ip ? { requestedIp: ip } : {}),
+          ...(req.pool ? { poolName: req.pool } : {}),
+        }));
+        if (bridge) this.host.bindSubnet(tx, name, bridge, req.network);
+      }
+      const ips: AttachmentIp[] = allocated.map((a) => ({
+        subnet: a.subnet.name,
+        address: `${a.allocation.ip}/${parseCidr(a.subnet.cidr).prefix}`,
+        ...(a.subnet.gateway ? { gateway: a.subnet.gateway } : {}),
+      }));
+      const idKey = identityKey(req.identity);
+      const netnsId = netnsIdentity(req.netns);
+      const att: Attachment = {
+        containerId: req.containerId, ifname: req.ifname, network: req.network, plugin: req.plugin, mode: req.mode, state: 'creating',
+        ...(req.netns ? { netns: req.netns } : {}), ...(netnsId ? { netnsId } : {}),
+        ...(idKey ? { identity: idKey } : {}), tenant: req.identity.namespace, ips,
+        ...(req.mode === 'bridge' ? { hostIfname: hostIfnameFor(req.containerId, req.ifname), bridge } : {}),
+        ...(req.master ? { master: req.master } : {}),
+        ...(req.mode !== 'ipam' ? { mtu: req.mtu ?? this.defaults.mtu } : {}),
+        ipMasq: req.ipMasq, portMappings: req.portMappings, aliases: req.aliases, createdAt: this.now().toISOString(),
+      };
+      tx.putAttachment(att);
+      return { att, allocated };
+    });
+  }
+
+  private async attachLocked(req: AttachRequest): Promise<AttachOutcome> {
+    const bridge = req.mode === 'bridge' ? (req.bridge ?? bridgeNameFor(req.network)) : undefined;
+    const r = this.reserveAll(req, bridge);
+    if ('existing' in r) {
+      const e = r.existing;
+      // A retried ADD for the same sandbox gets the same answer; anything else is the runtime's mistake.
+      if (e.state === 'ready' && e.netns === req.netns && e.network === req.network && e.result) {
+        return req.mode === 'ipam' ? { kind: 'ipam', result: e.result as unknown as IpamResult } : { kind: 'main', result: e.result as unknown as CniResult };
+      }
+      if (e.state === 'creating') throw new TryAgainError(`an ADD for container ${req.containerId} interface ${req.ifname} is already in progress`);
+      throw new ConflictError(`container ${req.containerId} already has interface ${req.ifname} attached (network "${e.network}")`, { hint: 'the runtime must DEL before it ADDs the same interface again' });
+    }
+    const { att, allocated } = r;
+    const subnets = allocated.map((a) => a.subnet);
+    let kernelTouched = false;
+    try {
+      let outcome: AttachOutcome;
+      const routes: CniRoute[] = [];
+      for (const s of subnets) for (const rt of s.routes) routes.push({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) });
+      const dns = mergeDns([...subnets.map((s) => ({ nameservers: s.dns.nameservers, search: s.dns.search, options: s.dns.options, ...(s.dns.domain ? { domain: s.dns.domain } : {}) })), ...req.dns]);
+      const gateways = subnets.map((s) => s.gateway).filter((g): g is string => !!g);
+      const addresses = att.ips.map((i) => i.address);
+      if (req.mode === 'ipam') {
+        outcome = { kind: 'ipam', result: { ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}) })), routes, dns } };
+      } else if (req.mode === 'bridge') {
+        kernelTouched = true;
+        const { mac: bridgeMac } = await this.host.ensureBridge(bridge!);
+        const res = await this.dp.attachVeth({
+          netns: req.netns!, ifname: req.ifname, hostIfname: att.hostIfname!, bridge: bridge!, mtu: att.mtu!,
+          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes: routes.map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) })), hairpin: req.hairpin,
+        });
+        const ifaces: CniInterface[] = [
+          { name: bridge!, mac: bridgeMac },
+          { name: att.hostIfname!, ...(res.hostMac ? { mac: res.hostMac } : {}) },
+          { name: req.ifname, mac: res.containerMac, mtu: att.mtu!, sandbox: req.netns! },
+        ];
+        outcome = { kind: 'main', result: { interfaces: ifaces, ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}), interface: 2 })), routes, dns } };
+      } else {
+        kernelTouched = true;
+        const res = await this.dp.attachMacvlan({
+          netns: req.netns!, ifname: req.ifname, master: req.master!, mode: req.macvlanMode ?? 'bridge', mtu: att.mtu!,
+          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes: routes.map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) })),
+        });
+        outcome = { kind: 'main', result: { interfaces: [{ name: req.ifname, mac: res.containerMac, mtu: att.mtu!, sandbox: req.netns! }], ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}), interface: 0 })), routes, dns } };
+      }
+      const mac = outcome.kind === 'main' ? outcome.result.interfaces.find((i) => i.sandbox)?.mac : undefined;
+      this.store.write((tx) => tx.putAttachment({ ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> }));
+      if (att.ipMasq || att.portMappings.length) await this.host.syncNat();
+      return outcome;
+    } catch (e) {
+      await this.undo(att, allocated, kernelTouched);
+      throw e;
+    }
+  }
+
+  /** Rolls back a failed ADD; errors here are logged, the original error is what the runtime sees. */
+  private async undo(att: Attachment, allocated: Allocated[], kernelTouched: boolean): Promise<void> {
+    try {
+      if (kernelTouched) await this.removeKernel(att);
+    } catch (e) {
+      this.log.error('rollback of kernel state failed', { containerId: att.containerId, ifname: att.ifname, err: toWeftError(e).message });
+    }
+    this.store.write((tx) => {
+      for (const a of allocated) this.ipam.rollback(tx, a);
+      tx.deleteAttachment(att.containerId, att.ifname);
+    });
+    if (att.ipMasq || att.portMappings.length) await this.host.syncNat().catch((e: unknown) => this.log.error('NAT resync after rollback failed', { err: toWeftError(e).message }));
+  }
+
+  private async removeKernel(att: Attachment, netnsOverride?: string): Promise<void> {
+    const netns = netnsOverride ?? att.netns;
+    // A netns path that now names another namespace (a reused /proc/PID) must not be touched.
+    const sameNs = netns !== undefined && (!att.netnsId || netnsIdentity(netns) === att.netnsId) ? netns : undefined;
+    if (att.mode === 'bridge') await this.dp.detachVeth({ ...(sameNs ? { netns: sameNs } : {}), ifname: att.ifname, hostIfname: att.hostIfname! });
+    else if (att.mode === 'macvlan') await this.dp.detachMacvlan({ ...(sameNs ? { netns: sameNs } : {}), ifname: att.ifname });
+  }
+
+  /**
+   * DEL: idempotent. An unknown attachment, a vanished netns or an empty
+   * CNI_NETNS (containerd after the task exited) all succeed.
+   */
+  async detach(containerId: string, ifname: string, netns?: string): Promise<{ released: string[]; held: string[] } | undefined> {
+    return this.lock.run(this.key(containerId, ifname), async () => {
+      const att = this.store.read((tx) => tx.getAttachment(containerId, ifname));
+      if (!att) return undefined;
+      return this.release(att, netns);
+    });
+  }
+
+  private async release(att: Attachment, netns?: string): Promise<{ released: string[]; held: string[] }> {
+    await this.removeKernel(att, netns && netns === att.netns ? netns : att.netns);
+    const out = this.store.write((tx) => {
+      const released: string[] = [];
+      const held: string[] = [];
+      for (const ip of att.ips) {
+        const addr = ip.address.split('/')[0]!;
+        const r = this.ipam.releaseBound(tx, ip.subnet, addr, att.containerId);
+        if (r === 'held') held.push(addr); else if (r === 'freed') released.push(addr);
+      }
+      tx.deleteAttachment(att.containerId, att.ifname);
+      return { released, held };
+    });
+    if (att.ipMasq || att.portMappings.length) await this.host.syncNat();
+    return out;
+  }
+
+  /** CHECK: the attachment, its addresses and its interfaces are all still as ADD left them. */
+  async check(containerId: string, ifname: string, netns: string | undefined, prevIps: readonly string[]): Promise<void> {
+    const att = this.store.read((tx) => tx.getAttachment(containerId, ifname));
+    if (!att) throw new UnknownContainerError(`weft has no attachment for container ${containerId} interface ${ifname}`);
+    if (att.state !== 'ready') throw new TryAgainError(`the ADD of container ${containerId} interface ${ifname} has not finished`);
+    const mine = att.ips.map((i) => i.address).sort();
+    for (const p of prevIps) if (!mine.includes(p)) throw new CheckFailedError(`prevResult lists ${p}, but weft assigned ${mine.join(', ')} to ${ifname}`);
+    this.store.read((tx) => {
+      for (const ip of att.ips) {
+        const a = tx.allocationAt(ip.subnet, ip.address.split('/')[0]!);
+        if (!a || a.state !== 'bound' || a.containerId !== containerId) throw new CheckFailedError(`address ${ip.address} is no longer allocated to container ${containerId}`);
+      }
+    });
+    if (att.mode === 'ipam') return;
+    const ns = netns ?? att.netns!;
+    if (!this.dp.isNetns(ns)) throw new InvalidEnvError(`CNI_NETNS ${ns} is not a network namespace`);
+    const st = await this.dp.inspectContainerIface(ns, ifname);
+    if (!st) throw new CheckFailedError(`interface ${ifname} is missing in ${ns}`);
+    if (!st.up) throw new CheckFailedError(`interface ${ifname} in ${ns} is down`);
+    for (const addr of mine) if (!st.addresses.includes(addr)) throw new CheckFailedError(`interface ${ifname} in ${ns} lacks address ${addr} (has ${st.addresses.join(', ') || 'none'})`);
+    if (att.mac && st.mac !== att.mac) throw new CheckFailedError(`interface ${ifname} has MAC ${st.mac}, expected ${att.mac}`);
+    if (att.mode === 'bridge') {
+      const h = await this.dp.hostLink(att.hostIfname!);
+      if (!h) throw new CheckFailedError(`host interface ${att.hostIfname} of ${ifname} is missing`);
+      if (h.master !== att.bridge) throw new CheckFailedError(`host interface ${att.hostIfname} is not attached to bridge ${att.bridge}`);
+      if (!h.up) throw new CheckFailedError(`host interface ${att.hostIfname} is down`);
+      const br = await this.dp.hostLink(att.bridge!);
+      if (!br?.up) throw new CheckFailedError(`bridge ${att.bridge} is missing or down`);
+    }
+  }
+
+  /**
+   * GC (CNI 1.1) and the start-up sweep: releases every attachment of
+   * `network` not in `valid`. Continues past errors and reports them all.
+   */
+  async gc(network: string | undefined, isValid: (a: Attachment) => boolean): Promise<{ released: Attachment[]; errors: string[] }> {
+    const candidates = this.store.read((tx) => tx.listAttachments()).filter((a) => (network === undefined || a.network === network) && !isValid(a));
+    const released: Attachment[] = [];
+    const errors: string[] = [];
+    for (const a of candidates) {
+      try {
+        await this.lock.run(this.key(a.containerId, a.ifname), async () => {
+          const cur = this.store.read((tx) => tx.getAttachment(a.containerId, a.ifname));
+          if (!cur || isValid(cur)) return;
+          await this.release(cur);
+          released.push(cur);
+        });
+      } catch (e) {
+        errors.push(`${a.containerId}/${a.ifname}: ${toWeftError(e).message}`);
+      }
+    }
+    return { released, errors };
+  }
+
+  /** True when the attachment's container still exists: its netns is the one recorded at ADD. */
+  containerAlive(a: Attachment): boolean {
+    if (!a.netns) return false;
+    if (!this.dp.isNetns(a.netns)) return false;
+    return !a.netnsId || netnsIdentity(a.netns) === a.netnsId;
+  }
+}

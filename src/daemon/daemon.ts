@@ -1,0 +1,194 @@
+/**
+ * The composition root of the router: opens the store, probes the kernel,
+ * reconciles, serves the API. Everything is injected here and only here.
+ */
+import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { LmdbStore } from '../adapters/store/lmdb-store.js';
+import type { Store } from '../adapters/store/store.js';
+import { KernelDataPlane } from '../adapters/kernel/kernel-dataplane.js';
+import type { DataPlane, KernelFeatures } from '../core/dataplane/types.js';
+import { ConflictError, toWeftError } from '../core/errors.js';
+import { formatCidr, parseCidr } from '../core/ip/cidr.js';
+import { WEFT_VERSION } from '../version.js';
+import { buildRouter } from './api.js';
+import { Attachments } from './attachments.js';
+import { CniService } from './cni-service.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
+import { HostNetwork } from './host-network.js';
+import { IpamService } from './ipam-service.js';
+import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { type ReconcileReport, Reconciler, summarize } from './reconciler.js';
+import type { RouterStatus } from './status.js';
+
+export const DEFAULT_SUBNET = 'default';
+
+export interface DaemonOptions {
+  readonly dataDir: string;
+  readonly socket: string;
+  readonly name: string;
+  readonly ipallocRange: string;
+  readonly mtu: number;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+  /** Period of the background reconcile; 0 disables it. */
+  readonly reconcileIntervalMs?: number;
+  readonly dataPlane?: DataPlane;
+}
+
+async function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class Daemon {
+  private server?: Server;
+  private timer?: NodeJS.Timeout;
+  private features?: KernelFeatures;
+  private lastReconcile?: ReconcileReport;
+  private readonly warnings: string[] = [];
+  private readonly startedAt: Date;
+  private stopping?: Promise<void>;
+  readonly store: Store;
+  readonly ipam: IpamService;
+  readonly attachments: Attachments;
+  readonly reconciler: Reconciler;
+  readonly metrics: Metrics;
+  private readonly dp: DataPlane;
+  private readonly host: HostNetwork;
+  private readonly cni: CniService;
+  private readonly now: () => Date;
+
+  private constructor(private readonly opts: DaemonOptions, private readonly unlock: () => void) {
+    this.now = opts.now ?? (() => new Date());
+    this.startedAt = this.now();
+    const log = opts.logger;
+    this.store = new LmdbStore(opts.dataDir);
+    this.dp = opts.dataPlane ?? new KernelDataPlane(log.child({ component: 'dataplane' }));
+    this.ipam = new IpamService(this.store, this.now);
+    this.host = new HostNetwork(this.store, this.dp, log.child({ component: 'host' }), opts.mtu);
+    this.attachments = new Attachments(this.store, this.ipam, this.dp, this.host, log.child({ component: 'attach' }), this.now, { subnet: DEFAULT_SUBNET, mtu: opts.mtu });
+    this.reconciler = new Reconciler(this.attachments, this.host, log.child({ component: 'reconcile' }), this.now);
+    this.metrics = new Metrics({
+      subnets: () => this.ipam.listSubnets().map((u) => ({ name: u.subnet.name, bound: u.bound, held: u.held, reserved: u.reserved, capacity: u.capacity })),
+      attachments: () => this.attachments.list().length,
+    });
+    this.cni = new CniService(this.attachments, this.ipam, log.child({ component: 'cni' }), this.metrics, () => this.features,
+      async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET);
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    parseCidr(opts.ipallocRange);
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const unlock = acquireDataDirLock(opts.dataDir);
+    let d: Daemon | undefined;
+    try {
+      d = new Daemon(opts, unlock);
+      await d.boot();
+      return d;
+    } catch (e) {
+      if (d) await d.stop().catch(() => undefined);
+      else unlock();
+      throw e;
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const log = this.opts.logger;
+    this.features = await this.dp.probe();
+    for (const [k, v] of Object.entries(this.features)) if (!v) this.warnings.push(`kernel feature ${k} is unavailable on this host; weft features that need it will refuse with a clear error`);
+    const { subnet, created } = this.ipam.ensureDefaultSubnet(DEFAULT_SUBNET, this.opts.ipallocRange);
+    if (!created && subnet.cidr !== formatCidr(parseCidr(this.opts.ipallocRange))) {
+      this.warnings.push(`--ipalloc-range ${this.opts.ipallocRange} differs from the existing default subnet ${subnet.cidr}; the stored subnet is kept`);
+    }
+    const families = new Set(this.ipam.listSubnets().map((u) => parseCidr(u.subnet.cidr).family));
+    await this.host.enableForwarding([...families]);
+    this.host.assumeNatApplied();
+    this.lastReconcile = await this.reconciler.run({ startup: true });
+    this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
+    await this.listen();
+    const every = this.opts.reconcileIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.timer = setInterval(() => { void this.reconcileNow(); }, every);
+      this.timer.unref();
+    }
+    log.info('weft router ready', { name: this.opts.name, socket: this.opts.socket, dataDir: this.opts.dataDir, version: WEFT_VERSION, reconcile: summarize(this.lastReconcile) });
+  }
+
+  async reconcileNow(): Promise<ReconcileReport> {
+    try {
+      this.lastReconcile = await this.reconciler.run({ startup: false });
+      this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
+    } catch (e) {
+      this.metrics.reconciles.inc({ outcome: 'error' });
+      this.opts.logger.error('reconcile failed', { err: toWeftError(e).message });
+    }
+    return this.lastReconcile!;
+  }
+
+  private async listen(): Promise<void> {
+    const path = this.opts.socket;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    if (existsSync(path)) {
+      if (await socketInUse(path)) throw new ConflictError(`another process is serving ${path}`, { hint: 'stop the other weft router, or use --socket' });
+      unlinkSync(path);
+    }
+    const router = buildRouter({ ipam: this.ipam, cni: this.cni, metrics: this.metrics, status: { status: async () => this.status(), attachments: () => this.attachments.list() } });
+    const log = this.opts.logger.child({ component: 'api' });
+    const server = createServer((req, res) => { void router.handle(req, res, log); });
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // The API can attach containers to any network: only root may talk to it.
+      const old = process.umask(0o177);
+      server.listen(path, () => { process.umask(old); server.off('error', reject); resolve(); });
+    });
+    chmodSync(path, 0o600);
+    this.server = server;
+  }
+
+  status(): RouterStatus {
+    const atts = this.attachments.list();
+    const subnets = this.ipam.listSubnets();
+    const last = this.lastReconcile;
+    return {
+      name: this.opts.name,
+      version: WEFT_VERSION,
+      pid: process.pid,
+      ready: this.server !== undefined && this.features !== undefined,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: (this.now().getTime() - this.startedAt.getTime()) / 1000,
+      dataDir: this.opts.dataDir,
+      socket: this.opts.socket,
+      ipallocRange: this.opts.ipallocRange,
+      mtu: this.opts.mtu,
+      features: this.features ?? {},
+      attachments: { ready: atts.filter((a) => a.state === 'ready').length, creating: atts.filter((a) => a.state === 'creating').length },
+      subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
+      ...(last ? { lastReconcile: { at: last.at, summary: summarize(last), ok: last.errors.length === 0 } } : {}),
+      warnings: [...this.warnings, ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
+    };
+  }
+
+  /** Stops serving and closes the store. Kernel state stays: containers keep their connectivity. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      if (this.server) {
+        const s = this.server;
+        await new Promise<void>((r) => { s.close(() => r()); s.closeIdleConnections(); });
+        try { unlinkSync(this.opts.socket); } catch { /* gone */ }
+      }
+      await this.store.close();
+      this.unlock();
+      this.opts.logger.info('weft router stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Keeps the host side in step with the store: one bridge per weft network
+ * carrying the gateways of the subnets bound to it, and weft's nftables
+ * table. Desired state comes from src/core/plan/desired.ts; the DataPlane
+ * diffs and applies it idempotently.
+ */
+import type { Store, StoreTx } from '../adapters/store/store.js';
+import type { DataPlane } from '../core/dataplane/types.js';
+import { ConflictError } from '../core/errors.js';
+import type { Subnet } from '../core/ipam/model.js';
+import { type SubnetBinding, desiredBridges, desiredNat, natIsEmpty } from '../core/plan/desired.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { Logger } from './logger.js';
+
+const BINDING = 'subnetBridge/';
+
+export class HostNetwork {
+  private readonly bridgeLock = new KeyedMutex();
+  private natRun: Promise<void> = Promise.resolve();
+  private natDirty = false;
+  private natApplied = false;
+
+  constructor(private readonly store: Store, private readonly dp: DataPlane, private readonly log: Logger, private readonly mtu: number) {}
+
+  /**
+   * Records (inside the caller's transaction) that `subnet` is served by
+   * `bridge`. A subnet's gateway can live on one bridge only: serving it
+   * from two would make two host routes for one prefix.
+   */
+  bindSubnet(tx: StoreTx, subnet: string, bridge: string, network: string): void {
+    const cur = tx.getMeta<SubnetBinding>(`${BINDING}${subnet}`);
+    if (cur && cur.bridge !== bridge) {
+      const users = tx.listAttachments().filter((a) => a.bridge === cur.bridge && a.ips.some((i) => i.subnet === subnet));
+      if (users.length > 0) throw new ConflictError(`subnet "${subnet}" is already served by bridge ${cur.bridge} of network "${cur.network}"`, { hint: 'use another subnet for this network, or remove the containers of the other network' });
+    }
+    if (!cur || cur.bridge !== bridge) tx.putMeta(`${BINDING}${subnet}`, { subnet, bridge, network } satisfies SubnetBinding);
+  }
+
+  bindings(tx: StoreTx): SubnetBinding[] {
+    return tx.listMeta<SubnetBinding>(BINDING).map((m) => m.value);
+  }
+
+  private subnetsMap(tx: StoreTx): Map<string, Subnet> {
+    return new Map(tx.listSubnets().map((s) => [s.name, s]));
+  }
+
+  /** Ensures one bridge exists as the store says it should; returns its MAC. */
+  async ensureBridge(name: string): Promise<{ mac: string }> {
+    return this.bridgeLock.run(name, async () => {
+      const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
+      if (!spec) throw new ConflictError(`internal: no subnet is bound to bridge ${name}`);
+      return this.dp.ensureBridge(spec);
+    });
+  }
+
+  /** Every bridge the store wants, plus removal of weft bridges nothing uses any more. */
+  async reconcileBridges(): Promise<{ ensured: string[]; removed: string[] }> {
+    const { specs, used } = this.store.read((tx) => {
+      const atts = tx.listAttachments();
+      const usedBridges = new Set(atts.map((a) => a.bridge).filter((b): b is string => !!b));
+      // Bridges no container uses are not ensured (and are removed below), so an idle network leaves no device behind.
+      return { specs: desiredBridges(this.bindings(tx).filter((b) => usedBridges.has(b.bridge)), this.subnetsMap(tx), this.mtu), used: usedBridges };
+    });
+    const ensured: string[] = [];
+    for (const s of specs) {
+      await this.bridgeLock.run(s.name, () => this.dp.ensureBridge(s));
+      ensured.push(s.name);
+    }
+    const removed: string[] = [];
+    for (const b of await this.dp.listOwnedBridges()) {
+      if (used.has(b.name)) continue;
+      await this.bridgeLock.run(b.name, async () => {
+        // Re-check under the lock: an ADD may have started using it meanwhile.
+        const inUse = this.store.read((tx) => tx.listAttachments().some((a) => a.bridge === b.name));
+        if (inUse) return;
+        await this.dp.removeBridge(b.name);
+        this.store.write((tx) => { for (const x of this.bindings(tx)) if (x.bridge === b.name) tx.deleteMeta(`${BINDING}${x.subnet}`); });
+        removed.push(b.name);
+      });
+    }
+    return { ensured, removed };
+  }
+
+  /**
+   * Brings weft's nftables table in line with the store. Calls arriving
+   * while an apply runs are coalesced into one more apply, so a burst of
+   * ADDs costs two table replacements, not one each.
+   */
+  syncNat(): Promise<void> {
+    if (this.natDirty) return this.natRun;
+    this.natDirty = true;
+    const run = this.natRun.catch(() => undefined).then(async () => {
+      this.natDirty = false;
+      const spec = this.store.read((tx) => desiredNat(tx.listAttachments(), this.subnetsMap(tx)));
+      if (natIsEmpty(spec)) {
+        if (this.natApplied) { await this.dp.removeNat(); this.natApplied = false; }
+        return;
+      }
+      await this.dp.applyNat(spec);
+      this.natApplied = true;
+    });
+    this.natRun = run;
+    return run;
+  }
+
+  /** At start the table may hold rules from before a restart; treat it as applied so an empty spec removes it. */
+  assumeNatApplied(): void {
+    this.natApplied = true;
+  }
+
+  enableForwarding(families: readonly (4 | 6)[]): Promise<void> {
+    return this.dp.enableForwarding(families);
+  }
+
+  get natIdle(): boolean {
+    return !this.natDirty;
+  }
+
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.log.warn(msg, fields);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Brings store and kernel back into agreement: at start (after a crash or a
+ * reboot) and periodically (someone deleted a bridge, a container vanished
+ * without DEL). Order matters:
+ *  1. roll back ADDs that were in flight when the daemon died;
+ *  2. release attachments whose container is gone (the netns no longer exists);
+ *  3. recreate missing bridges and remove weft bridges nothing uses;
+ *  4. rewrite the NAT table.
+ */
+import type { Attachments } from './attachments.js';
+import type { HostNetwork } from './host-network.js';
+import type { Logger } from './logger.js';
+import { toWeftError } from '../core/errors.js';
+
+export interface ReconcileReport {
+  readonly at: string;
+  readonly rolledBack: number;
+  readonly collected: number;
+  readonly bridgesEnsured: number;
+  readonly bridgesRemoved: number;
+  readonly errors: readonly string[];
+}
+
+export function summarize(r: ReconcileReport): string {
+  const parts = [`${r.bridgesEnsured} bridge(s) in place`];
+  if (r.rolledBack) parts.push(`${r.rolledBack} interrupted ADD(s) rolled back`);
+  if (r.collected) parts.push(`${r.collected} attachment(s) of vanished containers released`);
+  if (r.bridgesRemoved) parts.push(`${r.bridgesRemoved} unused bridge(s) removed`);
+  if (r.errors.length) parts.push(`${r.errors.length} error(s): ${r.errors.join('; ')}`);
+  return parts.join(', ');
+}
+
+export class Reconciler {
+  private running: Promise<ReconcileReport> | undefined;
+
+  constructor(private readonly attachments: Attachments, private readonly host: HostNetwork, private readonly log: Logger, private readonly now: () => Date) {}
+
+  /** Runs one pass; concurrent callers share the pass in progress. */
+  run(opts: { startup: boolean }): Promise<ReconcileReport> {
+    this.running ??= this.pass(opts).finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private async pass(opts: { startup: boolean }): Promise<ReconcileReport> {
+    const errors: string[] = [];
+    let rolledBack = 0;
+    if (opts.startup) {
+      // Nothing else runs yet at start-up, so every `creating` record is a leftover of a crash.
+      const r = await this.attachments.gc(undefined, (a) => a.state !== 'creating');
+      rolledBack = r.released.length;
+      errors.push(...r.errors);
+    }
+    const gone = await this.attachments.gc(undefined, (a) => a.state === 'creating' || a.mode === 'ipam' && !a.netns || this.attachments.containerAlive(a));
+    errors.push(...gone.errors);
+    let bridgesEnsured = 0;
+    let bridgesRemoved = 0;
+    try {
+      const b = await this.host.reconcileBridges();
+      bridgesEnsured = b.ensured.length;
+      bridgesRemoved = b.removed.length;
+    } catch (e) {
+      errors.push(`bridges: ${toWeftError(e).message}`);
+    }
+    try {
+      await this.host.syncNat();
+    } catch (e) {
+      errors.push(`nftables: ${toWeftError(e).message}`);
+    }
+    const report: ReconcileReport = { at: this.now().toISOString(), rolledBack, collected: gone.released.length, bridgesEnsured, bridgesRemoved, errors };
+    if (rolledBack || gone.released.length || bridgesRemoved || errors.length) this.log.info('reconciled', { ...report });
+    return report;
+  }
+}
