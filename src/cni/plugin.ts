@@ -12,7 +12,7 @@
  */
 import { DecodeError, InternalError, InvalidConfigError, IoFailureError, NotAvailableError, PermissionDeniedError, TryAgainError, type WeftError, isWeftError, toWeftError } from '../core/errors.js';
 import { parseCniArgs } from '../core/cni/args.js';
-import { validateEnv } from '../core/cni/env.js';
+import { parseCommand, validateEnv } from '../core/cni/env.js';
 import { cniErrorObject, renderCniError } from '../core/cni/error-json.js';
 import { CNI_ENDPOINT, type CniCommand, type CniRequest, DEFAULT_SOCKET, type PluginKind } from '../core/cni/protocol.js';
 import { cniNameProblem } from '../core/cni/syntax.js';
@@ -142,8 +142,8 @@ export async function runPlugin(kind: PluginKind, env: NodeJS.ProcessEnv, stdin:
   let cniVersion: string = CURRENT_VERSION;
   try {
     if (env['CNI_COMMAND'] === 'VERSION') return ok(`${VERSION_JSON}\n`);
-    // Unknown or missing CNI_COMMAND is reported before stdin is looked at.
-    if (!['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'].includes(env['CNI_COMMAND'] ?? '')) validateEnv(env);
+    // A missing or unknown verb is reported before stdin is looked at.
+    parseCommand(env['CNI_COMMAND']);
     const config = decodeConfig(stdin);
     if (typeof config['cniVersion'] === 'string' && config['cniVersion'] !== '') cniVersion = config['cniVersion'];
     const cniEnv = validateEnv(env);

@@ -37,6 +37,8 @@ export interface DaemonOptions {
   /** Period of the background reconcile; 0 disables it. */
   readonly reconcileIntervalMs?: number;
   readonly dataPlane?: DataPlane;
+  /** HOST:PORT for a plain-TCP /metrics endpoint (Prometheus cannot scrape a unix socket); off when absent. */
+  readonly metricsAddr?: string;
 }
 
 async function socketInUse(path: string): Promise<boolean> {
@@ -49,6 +51,7 @@ async function socketInUse(path: string): Promise<boolean> {
 
 export class Daemon {
   private server?: Server;
+  private metricsServer?: Server;
   private timer?: NodeJS.Timeout;
   private features?: KernelFeatures;
   private lastReconcile?: ReconcileReport;
@@ -113,6 +116,7 @@ export class Daemon {
     this.lastReconcile = await this.reconciler.run({ startup: true });
     this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
     await this.listen();
+    if (this.opts.metricsAddr) await this.listenMetrics(this.opts.metricsAddr);
     const every = this.opts.reconcileIntervalMs ?? 60_000;
     if (every > 0) {
       this.timer = setInterval(() => { void this.reconcileNow(); }, every);
@@ -153,6 +157,18 @@ export class Daemon {
     this.server = server;
   }
 
+  private async listenMetrics(addr: string): Promise<void> {
+    const m = /^(.*):(\d+)$/.exec(addr);
+    if (!m) throw new ConflictError(`--metrics-addr "${addr}" must be HOST:PORT, e.g. 127.0.0.1:6782`);
+    const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || req.url !== '/metrics') { res.writeHead(404).end('only GET /metrics is served here\n'); return; }
+      void this.metrics.registry.metrics().then((text) => { res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text); });
+    });
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(Number(m[2]), host, () => { server.off('error', reject); resolve(); }); });
+    this.metricsServer = server;
+  }
+
   status(): RouterStatus {
     const atts = this.attachments.list();
     const subnets = this.ipam.listSubnets();
@@ -180,6 +196,7 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.timer) clearInterval(this.timer);
+      if (this.metricsServer) { const m = this.metricsServer; await new Promise<void>((r) => { m.close(() => r()); m.closeIdleConnections(); }); }
       if (this.server) {
         const s = this.server;
         await new Promise<void>((r) => { s.close(() => r()); s.closeIdleConnections(); });

@@ -126,12 +126,13 @@ export class TestRouter {
     const r = await exec(process.execPath, [PLUGIN_BUNDLE], { env, input: JSON.stringify(conf), netns: this.host.name });
     let json: Record<string, unknown> | undefined;
     try { json = r.stdout.trim() ? JSON.parse(r.stdout) as Record<string, unknown> : undefined; } catch { /* not JSON */ }
-    return { code: r.code, stdout: r.stdout, stderr: r.stderr, ...(json ? { json } : {}) };
+    return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr, ...(json ? { json } : {}) };
   }
 
   /** Runs the weft CLI against this router. */
   async weft(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return exec(process.execPath, [WEFT_BIN, ...args, '--socket', this.socket], { netns: this.host.name });
+    const r = await exec(process.execPath, [WEFT_BIN, ...args, '--socket', this.socket], { netns: this.host.name });
+    return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 }
 

@@ -13,9 +13,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { KernelDataPlane } from '../../src/adapters/kernel/kernel-dataplane.js';
+import { NftRunner } from '../../src/adapters/kernel/nft.js';
+import { fileURLToPath } from 'node:url';
 import { bridgeNameFor, hostIfnameFor } from '../../src/core/dataplane/names.js';
 import type { BridgeSpec, VethAttachSpec } from '../../src/core/dataplane/types.js';
-import { ConflictError, InterfaceExistsError, InvalidConfigError, InvalidEnvError, KernelError, NotFoundError } from '../../src/core/errors.js';
+import { ConflictError, FeatureUnavailableError, InterfaceExistsError, InvalidConfigError, InvalidEnvError, KernelError, NotFoundError } from '../../src/core/errors.js';
 import { execOk, ping } from '../helpers/exec.js';
 import { type Netns, World, canCreateNetns, cleanupLeftovers } from '../helpers/world.js';
 
@@ -33,7 +35,7 @@ const logger = {
 const NODE = process.execPath;
 /** A TCP server that answers every connection with "<reply> <peer address>". */
 const SERVER = (port: number, reply: string): string =>
-  `const s=require('net').createServer(c=>c.end(${JSON.stringify(reply)}+' '+c.remoteAddress+'\\n'));s.listen(${port},()=>console.log('ready'));`;
+  `const s=require('net').createServer(c=>c.end(${JSON.stringify(reply)}+' '+String(c.remoteAddress).replace(/^::ffff:/,'')+'\\n'));s.listen(${port},()=>console.log('ready'));`;
 const CLIENT = (host: string, port: number): string =>
   `const c=require('net').connect({host:${JSON.stringify(host)},port:${port},timeout:3000});let d='';c.on('data',b=>d+=b);c.on('end',()=>{console.log(d.trim());process.exit(0)});c.on('timeout',()=>{console.error('timeout');process.exit(2)});c.on('error',e=>{console.error(e.message);process.exit(1)});`;
 
@@ -220,6 +222,14 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     assert.ok(await ping(a.name, '10.77.0.1'), 'A -> gateway');
     assert.ok(await ping(b.name, '10.77.0.10'), 'B -> A');
     assert.ok(await ping(a.name, 'fd77::b', { waitS: 2 }), 'A -> B over IPv6');
+
+    // Someone deletes the bridge under running containers: ensureBridge brings it back with its ports.
+    await execOk('ip', ['link', 'del', 'dev', bridge.name], { netns: host.name });
+    assert.equal(await ping(a.name, '10.77.0.11'), false);
+    await dp.ensureBridge({ ...bridge, mac: bridgeMac });
+    assert.equal((await dp.hostLink(specA.hostIfname))?.master, bridge.name);
+    assert.match(await execOk('bridge', ['-d', 'link', 'show', 'dev', specA.hostIfname], { netns: host.name }), /hairpin on/);
+    assert.ok(await ping(a.name, '10.77.0.11'), 'A -> B after the bridge was re-created');
   });
 
   test('InterfaceExistsError when the ifname is taken; nothing is created', async () => {
@@ -258,6 +268,7 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     const good = vethSpec(c, 16);
     await execOk('ip', ['link', 'add', good.hostIfname, 'type', 'veth', 'peer', 'name', 'wtstale'], { netns: host.name });
     await dp.attachVeth(good);
+    assert.ok(logs.some((l) => l.msg === 'replacing stale host veth end' && l.fields?.hostIfname === good.hostIfname));
     assert.ok(await ping(c.name, '10.77.0.10'));
     await dp.detachVeth({ netns: c.path, ifname: 'eth0', hostIfname: good.hostIfname });
   });
@@ -318,7 +329,7 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     // A table of someone else in the host netns survives our replace and removal.
     await execOk('nft', ['add', 'table', 'ip', 'wtother'], { netns: host.name });
     await dp.applyNat({ masquerade: ['10.77.0.0/24'], portMappings: [] });
-    assert.doesNotMatch(await execOk('nft', ['list', 'table', 'inet', 'weft'], { netns: host.name }), /dnat/);
+    assert.doesNotMatch(await execOk('nft', ['list', 'table', 'inet', 'weft'], { netns: host.name }), /dnat ip to/);
     await dp.removeNat();
     await dp.removeNat();
     const tables = await execOk('nft', ['list', 'tables'], { netns: host.name });
@@ -328,6 +339,31 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     await dp.applyNat(spec);
     assert.match(await execOk('nft', ['list', 'tables'], { netns: host.name }), /inet weft/);
     assert.equal(await execOk('nft', ['list', 'tables']), rootTables);
+  });
+
+  test('a missing nft binary is FeatureUnavailableError, in a netns too', async () => {
+    await assert.rejects(new NftRunner({ netns: host.path, bin: 'weft-no-such-nft' }).apply(''), FeatureUnavailableError);
+  });
+
+  test('daemon mode: run from inside the host netns with no hostNetns (own netns, /proc/sys written directly)', async () => {
+    await execOk('tee', ['/proc/sys/net/ipv4/ip_forward'], { netns: host.name, input: '0\n' });
+    const mod = (rel: string) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)));
+    const script = `
+      import { statSync } from 'node:fs';
+      // Refuse to do anything unless we really are inside the test's host netns.
+      if (statSync('/proc/self/ns/net').ino !== statSync(${JSON.stringify(host.path)}).ino) { console.error('not in host netns'); process.exit(9); }
+      const { KernelDataPlane } = await import(${mod('../../src/adapters/kernel/kernel-dataplane.js')});
+      const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+      const dp = new KernelDataPlane(quiet);
+      await dp.enableForwarding([4]);
+      const features = await dp.probe();
+      const link = await dp.hostLink(${JSON.stringify(bridge.name)});
+      console.log(JSON.stringify({ features, link }));`;
+    const out = JSON.parse(await execOk(NODE, ['--input-type=module', '-e', script], { netns: host.name })) as { features: Record<string, boolean>; link?: { kind?: string } };
+    assert.equal(out.features.veth, true);
+    assert.equal(out.link?.kind, 'bridge');
+    assert.equal((await execOk('cat', ['/proc/sys/net/ipv4/ip_forward'], { netns: host.name })).trim(), '1');
+    assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), rootForward);
   });
 
   test('detachVeth is idempotent: twice, and after the netns is gone', async () => {

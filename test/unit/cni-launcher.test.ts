@@ -45,6 +45,7 @@ test('launcher answers VERSION itself, identically to the Node plugin, without n
     assert.deepEqual(JSON.parse(r.stdout.toString()), { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
     // Also with a large stdin (drained, no EPIPE for the writer).
     const big = spawnSync(file, [], { input: 'x'.repeat(1 << 20), env: { PATH: process.env['PATH'], CNI_COMMAND: 'VERSION' } });
+    assert.equal(big.error, undefined, 'writer saw an error (stdin not drained?)');
     assert.equal(big.status, 0);
     assert.equal(big.stdout.toString(), node.stdout);
   } finally {

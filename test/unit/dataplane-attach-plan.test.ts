@@ -22,6 +22,7 @@ test('veth: host side creates the peer inside the netns, enslaves, hairpins, ups
   assert.deepEqual(p.host, [
     'link add name wv0123456789abc mtu 1450 type veth peer name eth0 mtu 1450 address 02:aa:bb:cc:dd:ee netns /proc/1234/ns/net',
     'link set dev wv0123456789abc master weft',
+    'link set dev wv0123456789abc alias weft-port:weft:hairpin',
     'link set dev wv0123456789abc type bridge_slave hairpin on',
     'link set dev wv0123456789abc up',
   ]);
@@ -44,7 +45,8 @@ test('veth: container side addresses, alias, up, lo, then routes', () => {
 test('veth without mac/hairpin/gateways', () => {
   const p = planVethAttach({ ...veth, mac: undefined, hairpin: false, gateways: [], routes: [{ dst: '10.0.0.0/8' }] });
   assert.equal(p.host[0], 'link add name wv0123456789abc mtu 1450 type veth peer name eth0 mtu 1450 netns /proc/1234/ns/net');
-  assert.equal(p.host.length, 3);
+  assert.equal(p.host.length, 4);
+  assert.equal(p.host[2], 'link set dev wv0123456789abc alias weft-port:weft');
   assert.deepEqual(p.container.slice(-1), ['route add 10.0.0.0/8 dev eth0']);
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type BridgeOp, planBridge, renderBridgeOps } from '../../src/core/dataplane/bridge-plan.js';
+import { type BridgeOp, planBridge, planPortReattach, renderBridgeOps } from '../../src/core/dataplane/bridge-plan.js';
 import type { BridgeSpec, HostLinkState } from '../../src/core/dataplane/types.js';
 import { ConflictError, InvalidConfigError } from '../../src/core/errors.js';
 
@@ -63,4 +63,23 @@ test('bad specs fail before any op', () => {
   assert.throws(() => planBridge({ ...spec, addresses: ['10.32.0.1'] }, undefined, []), InvalidConfigError);
   assert.throws(() => planBridge({ ...spec, network: 'a b' }, undefined, []), InvalidConfigError);
   assert.throws(() => planBridge({ ...spec, mac: '01:00:5e:00:00:01' }, undefined, []), InvalidConfigError);
+});
+
+test('planPortReattach puts weft\'s released veth ends back, with hairpin when they had it', () => {
+  const links: HostLinkState[] = [
+    { name: 'wv1', kind: 'veth', alias: 'weft-port:weft:hairpin', up: false, mac: 'x' },
+    { name: 'wv2', kind: 'veth', alias: 'weft-port:weft', up: true, mac: 'x' },
+    { name: 'wv3', kind: 'veth', alias: 'weft-port:weft', master: 'weft', up: true, mac: 'x' },
+    { name: 'wv4', kind: 'veth', alias: 'weft-port:other', up: true, mac: 'x' },
+    { name: 'eth0', kind: 'veth', up: true, mac: 'x' },
+    { name: 'x', kind: 'bridge', alias: 'weft-port:weft', up: true, mac: 'x' },
+  ];
+  assert.deepEqual(planPortReattach('weft', links), [
+    'link set dev wv1 master weft',
+    'link set dev wv1 type bridge_slave hairpin on',
+    'link set dev wv1 up',
+    'link set dev wv2 master weft',
+    'link set dev wv2 up',
+  ]);
+  assert.deepEqual(planPortReattach('weft', []), []);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertIfname, bridgeNameFor, hostIfnameFor, isValidIfname, networkFromAlias, ownerAlias } from '../../src/core/dataplane/names.js';
+import { assertIfname, bridgeNameFor, hostIfnameFor, isValidIfname, networkFromAlias, ownerAlias, parsePortAlias, portAlias } from '../../src/core/dataplane/names.js';
 import { InvalidConfigError } from '../../src/core/errors.js';
 
 test('hostIfnameFor is stable, prefixed wv, 15 chars, hex', () => {
@@ -38,6 +38,11 @@ test('owner alias round trip', () => {
   assert.equal(networkFromAlias('weft:'), undefined);
   assert.equal(networkFromAlias('docker0'), undefined);
   assert.equal(networkFromAlias(undefined), undefined);
+  assert.equal(portAlias('weft', true), 'weft-port:weft:hairpin');
+  assert.deepEqual(parsePortAlias(portAlias('wb0123', false)), { bridge: 'wb0123', hairpin: false });
+  assert.deepEqual(parsePortAlias('weft-port:weft:hairpin'), { bridge: 'weft', hairpin: true });
+  assert.equal(parsePortAlias('weft:weft'), undefined);
+  assert.equal(parsePortAlias('weft-port:'), undefined);
 });
 
 test('isValidIfname follows the kernel rules (stricter on characters)', () => {

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } from '../../core/dataplane/attach-plan.js';
-import { planBridge, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
+import { planBridge, planPortReattach, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
 import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
 import { assertIfname, networkFromAlias } from '../../core/dataplane/names.js';
 import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
@@ -110,7 +110,7 @@ export class KernelDataPlane implements DataPlane {
   }
 
   private inContainer(netns: string): IpRunner {
-    return new IpRunner({ netns, ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}) });
+    return this.host.in(netns);
   }
 
   isNetns(path: string): boolean {
@@ -155,10 +155,18 @@ export class KernelDataPlane implements DataPlane {
         const observed = await this.readHostLinkAddrs(spec.name);
         const ops = planBridge(spec, observed?.link, observed?.addrs ?? [], { macForNewBridge: randomMac() });
         if (ops.length === 0 && observed) return { mac: observed.link.mac };
+        // A missing bridge may have been deleted under running containers: bring their ports back.
+        const reattach = observed ? [] : planPortReattach(spec.name, await this.listHostLinks());
         try {
-          const docs = await this.host.batch([...renderBridgeOps(ops), `link show dev ${spec.name}`], { json: true });
+          const docs = await this.host.batch([...renderBridgeOps(ops), ...reattach, `link show dev ${spec.name}`], { json: true });
           const mac = firstLink(docs[docs.length - 1]).mac;
-          this.log.info(observed ? 'bridge repaired' : 'bridge created', { bridge: spec.name, network: spec.network, changes: ops.map((o) => o.kind), ms: ms(t0) });
+          this.log.info(observed ? 'bridge repaired' : 'bridge created', {
+            bridge: spec.name,
+            network: spec.network,
+            changes: ops.map((o) => o.kind),
+            ...(reattach.length > 0 ? { portsReattached: reattach.filter((l) => l.includes(' master ')).length } : {}),
+            ms: ms(t0),
+          });
           return { mac };
         } catch (e) {
           // Someone created it between our read and our create: read again and reconcile once more.
@@ -262,10 +270,10 @@ export class KernelDataPlane implements DataPlane {
       } catch (e) {
         // `link add` is one netlink request: when it fails, nothing was created.
         if (e instanceof IpCommandError && e.failedLine === plan.host[0]) created = false;
-        if (!created && isAlreadyExists(e)) {
-          hostDocs = await this.replaceStaleHostEnd(spec, hostLines, e);
-          created = true;
-        } else throw e;
+        if (created || !isAlreadyExists(e)) throw e;
+        await this.removeStaleHostEnd(spec, e);
+        created = true;
+        hostDocs = await this.host.batch(hostLines, { json: true });
       }
       const contDocs = await cont.batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
       const result: AttachResult = {
@@ -277,7 +285,9 @@ export class KernelDataPlane implements DataPlane {
       return result;
     } catch (e) {
       if (created) await this.rollbackHostEnd(spec.hostIfname, e);
-      if (isNoSuchDevice(e) && e instanceof IpCommandError && e.failedLine?.includes(` master ${spec.bridge}`)) {
+      // ip reports a missing master as an argument error ("argument "X" is wrong: Device does not exist")
+      // and exits without naming the batch line, so match on the bridge name.
+      if (isNoSuchDevice(e) && (e as IpCommandError).stderr.includes(`"${spec.bridge}"`)) {
         throw new NotFoundError(`bridge "${spec.bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', cause: e });
       }
       throw e;
@@ -287,10 +297,10 @@ export class KernelDataPlane implements DataPlane {
   /**
    * The host end's name is derived from (container id, ifname), so an
    * existing veth of that name is the leftover of an earlier attach of this
-   * very attachment that was interrupted before its rollback ran. Replace it
-   * once; anything else holding the name is a conflict.
+   * very attachment that was interrupted before its rollback ran: remove it
+   * so the caller retries once. Anything else holding the name is a conflict.
    */
-  private async replaceStaleHostEnd(spec: VethAttachSpec, hostLines: string[], cause: unknown): Promise<unknown[]> {
+  private async removeStaleHostEnd(spec: VethAttachSpec, cause: unknown): Promise<void> {
     const existing = await this.readLink(this.host, spec.hostIfname);
     if (!existing) {
       // The name was free, so the peer name collided inside the container (created since our check).
@@ -301,7 +311,6 @@ export class KernelDataPlane implements DataPlane {
     }
     this.log.warn('replacing stale host veth end', { hostIfname: spec.hostIfname, master: existing.master });
     await this.deleteLink(this.host, spec.hostIfname);
-    return this.host.batch(hostLines, { json: true });
   }
 
   private async rollbackHostEnd(hostIfname: string, cause: unknown): Promise<void> {

@@ -11,6 +11,8 @@ export interface NftOptions {
   /** Netns path to run in; undefined = the calling process's netns. */
   readonly netns?: string;
   readonly timeoutMs?: number;
+  /** nft binary; tests point it at a missing one. */
+  readonly bin?: string;
 }
 
 export class NftCommandError extends KernelError {
@@ -25,14 +27,16 @@ export class NftCommandError extends KernelError {
 export class NftRunner {
   private readonly netns: string | undefined;
   private readonly timeoutMs: number | undefined;
+  private readonly bin: string;
 
   constructor(opts: NftOptions = {}) {
     this.netns = opts.netns;
     this.timeoutMs = opts.timeoutMs;
+    this.bin = opts.bin ?? 'nft';
   }
 
   private async exec(args: string[], input?: string): Promise<string> {
-    const { cmd, args: full } = inNetns(this.netns, 'nft', args);
+    const { cmd, args: full } = inNetns(this.netns, this.bin, args);
     // A missing nft binary surfaces from runCommand as FeatureUnavailableError.
     const r = await runCommand(cmd, full, { ...(input !== undefined ? { input } : {}), ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}) });
     if (r.code !== 0) throw new NftCommandError(formatCommand(cmd, full), r.stderr, this.netns);

@@ -66,7 +66,8 @@ export class LmdbStore implements Store {
   }
 
   private makeTx(): StoreTx {
-    const s = this;
+    // The transaction object closes over the sub-databases, not over `this`.
+    const s = { subnets: this.subnets, pools: this.pools, reservations: this.reservations, allocations: this.allocations, cursors: this.cursors, attachments: this.attachments, meta: this.meta };
     const allocsOf = (subnet: string): Generator<Allocation> => valuesWithPrefix<Allocation>(s.allocations, `${subnet}/`);
     return {
       getSubnet: (name) => s.subnets.get(name) as Subnet | undefined,

@@ -30,6 +30,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
     .option('--ipalloc-range <cidr>', 'prefix of the default subnet', { default: DEFAULT_RANGE })
     .option('--mtu <n>', 'container MTU (leaves 50 bytes for VXLAN on a 1500-byte underlay)', { default: DEFAULT_MTU })
     .option('--reconcile-interval <seconds>', 'how often kernel state is checked against the store (0: only at start)', { default: 60 })
+    .option('--metrics-addr <host:port>', 'also serve Prometheus /metrics over TCP here, e.g. 127.0.0.1:6782')
     .option('--log-level <level>', 'debug, info, warn or error', { default: 'info' })
     .option('--detach', 'start in the background, wait until ready, print the PID')
     .example('weft launch --data-dir /var/lib/weft --socket /run/weft/weft.sock')
@@ -57,7 +58,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       const { jsonLogger } = await import('../../daemon/logger.js');
       const { Daemon } = await import('../../daemon/daemon.js');
       const logger = jsonLogger({ level: level as 'info' });
-      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000 });
+      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000, ...(optString(opts.metricsAddr) ? { metricsAddr: optString(opts.metricsAddr)! } : {}) });
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => { logger.info('signal received, stopping', { signal: sig }); void daemon.stop().then(resolve); };
         process.once('SIGTERM', () => stop('SIGTERM'));

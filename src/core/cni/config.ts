@@ -101,7 +101,7 @@ function readCommon(o: JsonObject): CommonNetConf {
   const name = cniName(o['name'], 'name');
   const resultVersion = pickVersion(o);
   const cniVersion = typeof o['cniVersion'] === 'string' ? o['cniVersion'] : '';
-  const runtimeConfig = opt(o, 'runtimeConfig', '', parseRuntimeConfig) ?? EMPTY_RUNTIME_CONFIG;
+  const runtimeConfig = opt(o, 'runtimeConfig', '', (v, p) => parseRuntimeConfig(v, p, name)) ?? EMPTY_RUNTIME_CONFIG;
   const args = opt(o, 'args', '', parseConfigArgs) ?? EMPTY_ARGS;
   const prevResult = o['prevResult'] === undefined ? undefined : parsePrevResult(o['prevResult'], { fallbackVersion: cniVersion || resultVersion });
   return { cniVersion, resultVersion, name, runtimeConfig, args, ...(prevResult ? { prevResult } : {}) };

@@ -47,7 +47,7 @@ export function parseGcAttachments(raw: unknown): GcAttachment[] {
   }
   const all = [
     ...(o[VALID_ATTACHMENTS_KEY] === undefined ? [] : readList(o[VALID_ATTACHMENTS_KEY], VALID_ATTACHMENTS_KEY)),
-    ...(true ? [] : readList(o[LEGACY_ATTACHMENTS_KEY], LEGACY_ATTACHMENTS_KEY)),
+    ...(o[LEGACY_ATTACHMENTS_KEY] === undefined ? [] : readList(o[LEGACY_ATTACHMENTS_KEY], LEGACY_ATTACHMENTS_KEY)),
   ];
   const seen = new Set<string>();
   return all.filter((a) => {

@@ -7,7 +7,7 @@
  * injectRuntimeConfig), which parseCapabilities already restricts.
  */
 import { UnsupportedFieldError } from '../errors.js';
-import { type JsonObject, arr, at, bool, int, ipAddr, ipMaybePrefix, mac, obj, opt, str, strArray } from './json-check.js';
+import { type JsonObject, arr, at, bool, int, invalid, ipAddr, ipMaybePrefix, isObject, mac, obj, opt, str, strArray } from './json-check.js';
 import { describeValue } from './syntax.js';
 
 export interface PortMapping {
@@ -89,13 +89,30 @@ function runtimeDns(v: unknown, path: string): RuntimeDns {
   };
 }
 
-export function parseRuntimeConfig(v: unknown, path: string): RuntimeConfig {
+/**
+ * `aliases`: CONVENTIONS.md passes a map of network name to names (podman:
+ * `{"<network>": ["<short id>", ...]}`); a plain array is accepted too.
+ * From the map only this network's entry counts.
+ */
+function aliasesOf(v: unknown, path: string, network: string | undefined): string[] {
+  if (Array.isArray(v)) return strArray(v, path);
+  if (!isObject(v)) invalid(path, 'an object of network name to names (or an array of names)', v);
+  const m = v;
+  const out: string[] = [];
+  for (const [net, names] of Object.entries(m)) {
+    const list = strArray(names, at(path, net));
+    if (network === undefined || net === network) out.push(...list);
+  }
+  return out;
+}
+
+export function parseRuntimeConfig(v: unknown, path: string, network?: string): RuntimeConfig {
   const o = obj(v, path);
   const ips = opt(o, 'ips', path, (x, p) => arr(x, p).map((s, i) => ipMaybePrefix(s, at(p, i)))) ?? [];
   const m = o['mac'] === '' ? undefined : opt(o, 'mac', path, mac);
   const portMappings = opt(o, 'portMappings', path, (x, p) => arr(x, p).map((pm, i) => portMapping(pm, at(p, i)))) ?? [];
   const dns = opt(o, 'dns', path, runtimeDns);
-  const aliases = opt(o, 'aliases', path, strArray) ?? [];
+  const aliases = opt(o, 'aliases', path, (x, p) => aliasesOf(x, p, network)) ?? [];
   return { ips, ...(m === undefined ? {} : { mac: m }), portMappings, ...(dns === undefined ? {} : { dns }), aliases };
 }
 

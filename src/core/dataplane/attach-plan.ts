@@ -7,7 +7,7 @@
  */
 import { InvalidConfigError } from '../errors.js';
 import type { Family } from '../ip/addr.js';
-import { assertIfname, OWNER_ALIAS_PREFIX } from './names.js';
+import { assertIfname, OWNER_ALIAS_PREFIX, portAlias } from './names.js';
 import { assertBatchToken, assertMtu, assertNetnsPathToken, canonicalAddress, canonicalCidr, canonicalIp, canonicalMac, cidrText, ipText } from './spec-checks.js';
 import type { MacvlanAttachSpec, RouteSpec, VethAttachSpec } from './types.js';
 
@@ -102,6 +102,8 @@ export function planVethAttach(spec: VethAttachSpec): AttachPlan {
     // The peer needs its own mtu: `mtu` before `type` only applies to the host end.
     `link add name ${spec.hostIfname} mtu ${spec.mtu} type veth peer name ${spec.ifname} mtu ${spec.mtu}${mac !== undefined ? ` address ${mac}` : ''} netns ${spec.netns}`,
     `link set dev ${spec.hostIfname} master ${spec.bridge}`,
+    // `alias` on `link add` is silently ignored by iproute2 6.1, hence its own line.
+    `link set dev ${spec.hostIfname} alias ${portAlias(spec.bridge, spec.hairpin)}`,
     // hairpin needs its own request: combined with `master` the kernel answers EOPNOTSUPP.
     ...(spec.hairpin ? [`link set dev ${spec.hostIfname} type bridge_slave hairpin on`] : []),
     `link set dev ${spec.hostIfname} up`,

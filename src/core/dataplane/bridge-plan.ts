@@ -10,7 +10,7 @@
  * someone else's and is never modified.
  */
 import { ConflictError } from '../errors.js';
-import { assertIfname, networkFromAlias, ownerAlias } from './names.js';
+import { assertIfname, networkFromAlias, ownerAlias, parsePortAlias } from './names.js';
 import { assertBatchToken, assertMtu, canonicalAddress, canonicalMac } from './spec-checks.js';
 import type { BridgeSpec, HostLinkState } from './types.js';
 
@@ -126,4 +126,22 @@ export function renderBridgeOps(ops: readonly BridgeOp[]): string[] {
         return `link set dev ${op.name} up`;
     }
   });
+}
+
+/**
+ * `ip -batch` lines that put weft's veth host ends back on a bridge that was
+ * re-created: deleting a bridge releases its ports, and the kernel does not
+ * re-add them when a bridge of the same name comes back. Ports are found by
+ * their `weft-port:<bridge>` alias.
+ */
+export function planPortReattach(bridge: string, links: readonly HostLinkState[]): string[] {
+  const lines: string[] = [];
+  for (const l of links) {
+    const port = parsePortAlias(l.alias);
+    if (port === undefined || port.bridge !== bridge || l.master === bridge || l.kind !== 'veth') continue;
+    lines.push(`link set dev ${l.name} master ${bridge}`);
+    if (port.hairpin) lines.push(`link set dev ${l.name} type bridge_slave hairpin on`);
+    lines.push(`link set dev ${l.name} up`);
+  }
+  return lines;
 }

@@ -40,6 +40,24 @@ export function ownerAlias(network: string): string {
   return OWNER_ALIAS_PREFIX + network;
 }
 
+/**
+ * Alias of a veth host end: records which bridge it belongs on (and whether
+ * hairpin was on), so a bridge that was deleted and re-created gets its ports
+ * back without the daemon replaying every attachment.
+ */
+export const PORT_ALIAS_PREFIX = 'weft-port:';
+
+export function portAlias(bridge: string, hairpin: boolean): string {
+  return `${PORT_ALIAS_PREFIX}${bridge}${hairpin ? ':hairpin' : ''}`;
+}
+
+export function parsePortAlias(alias: string | undefined): { bridge: string; hairpin: boolean } | undefined {
+  if (alias === undefined || !alias.startsWith(PORT_ALIAS_PREFIX)) return undefined;
+  const [bridge, flag] = alias.slice(PORT_ALIAS_PREFIX.length).split(':');
+  if (bridge === undefined || bridge === '') return undefined;
+  return { bridge, hairpin: flag === 'hairpin' };
+}
+
 /** The network named by a `weft:<network>` alias, or undefined when the alias is not weft's. */
 export function networkFromAlias(alias: string | undefined): string | undefined {
   if (alias === undefined || !alias.startsWith(OWNER_ALIAS_PREFIX)) return undefined;
