@@ -2,12 +2,20 @@
  * Client side of bench/exec-runner.ts: one runner process per "host" netns,
  * many jobs in flight.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecDone, ExecJob } from '../exec-runner.js';
-import type { Netns, World } from '../../test/helpers/world.js';
+import type { Netns } from '../../test/helpers/world.js';
+
+/** Every runner started, so the driver can kill them on any exit path (World's spawnIn gives no stdin). */
+const live = new Set<ChildProcess>();
+
+export function killRunners(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  live.clear();
+}
 
 const RUNNER = join(fileURLToPath(import.meta.url), '../../exec-runner.js');
 
@@ -20,8 +28,10 @@ export class ExecRunner {
   private readonly child: ChildProcess;
   private exited = false;
 
-  constructor(world: World, readonly ns: Netns) {
-    this.child = world.spawnIn(ns, process.execPath, [RUNNER]);
+  constructor(readonly ns: Netns) {
+    // nsenter exec()s node (no --fork), so the child's PID is the runner's.
+    this.child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, RUNNER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    live.add(this.child);
     this.child.stdin!.on('error', () => undefined);
     this.child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[runner ${ns.name}] ${d.toString()}`));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
@@ -32,9 +42,14 @@ export class ExecRunner {
     });
     this.child.on('exit', () => {
       this.exited = true;
+      live.delete(this.child);
       for (const [id, cb] of this.pending) cb({ id, code: null, signal: null, stdout: '', stderr: '', ms: 0, error: 'exec runner exited' });
       this.pending.clear();
     });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
   }
 
   exec(req: ExecRequest): Promise<ExecResult> {

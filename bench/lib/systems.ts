@@ -34,8 +34,8 @@ function cniEnv(verb: string, containerId: string, netns: Netns, cniPath: string
     CNI_NETNS: netns.path,
     CNI_IFNAME: 'eth0',
     CNI_PATH: cniPath,
-    // What podman sends (IgnoreUnknown lets host-local accept the K8S_* keys weft uses for identity).
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${containerId}`,
+    // What podman 4 sends (real-clients.md §1); weft takes the pod name as the container's identity.
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${containerId}`,
   };
 }
 

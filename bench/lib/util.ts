@@ -79,3 +79,19 @@ export function getText(socketPath: string, path: string): Promise<string> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** USER_HZ; 100 on every Linux architecture weft runs on. */
+const CLK_TCK = 100;
+
+/**
+ * CPU time of a process from /proc/PID/stat, in ms: its own (utime+stime)
+ * and that of its waited-for children (cutime+cstime, which include their
+ * own waited-for children: a plugin's IPAM plugin, the router's ip/nsenter).
+ */
+export function cpuOf(pid: number): { selfMs: number; childrenMs: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  // After "(comm) ", field 3 (state) is index 0: utime=14 → 11, stime → 12, cutime → 13, cstime → 14.
+  const tick = 1000 / CLK_TCK;
+  return { selfMs: (f[11]! + f[12]!) * tick, childrenMs: (f[13]! + f[14]!) * tick };
+}

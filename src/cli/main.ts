@@ -7,7 +7,7 @@ import { cac, type CAC } from 'cac';
 import { ApiError, RouterUnreachableError } from '../client/api-client.js';
 import { WEFT_VERSION } from '../version.js';
 import { type Ctx, makeCtx } from './context.js';
-import { type Io, processIo, UsageError } from './output.js';
+import { type Io, parseFormat, processIo, UsageError } from './output.js';
 import { registerInstallCni } from './commands/install-cni.js';
 import { registerIp } from './commands/ip.js';
 import { registerLaunch } from './commands/launch.js';
@@ -60,6 +60,8 @@ export async function runCli(argv: readonly string[], io: Io = processIo, env: N
       cli.outputHelp();
       return group ? 2 : 0;
     }
+    // A bad -o is a usage error whether or not the router answers: check it before the command calls the router.
+    if (cli.matchedCommand.options.some((o) => o.name === 'output')) parseFormat(parsed.options['output']);
     await cli.runMatchedCommand();
     return 0;
   } catch (e) {

@@ -13,12 +13,10 @@
 import { DecodeError, InternalError, InvalidConfigError, IoFailureError, NotAvailableError, PermissionDeniedError, TryAgainError, type WeftError, isWeftError, toWeftError } from '../core/errors.js';
 import { parseCniArgs } from '../core/cni/args.js';
 import { parseCommand, validateEnv } from '../core/cni/env.js';
-import { cniErrorObject, renderCniError } from '../core/cni/error-json.js';
-import { CNI_ENDPOINT, type CniCommand, type CniRequest, DEFAULT_SOCKET, type PluginKind } from '../core/cni/protocol.js';
+import { cniErrorObject, detailsWithHint, renderCniError } from '../core/cni/error-json.js';
+import { type CniCommand, type CniRequest, DEFAULT_SOCKET, type PluginKind } from '../core/cni/protocol.js';
 import { cniNameProblem } from '../core/cni/syntax.js';
 import { CURRENT_VERSION, VERSION_JSON, pickVersion, requireVersionFor } from '../core/cni/versions.js';
-
-export { CNI_ENDPOINT };
 
 export interface PluginDeps {
   /** POSTs `req` to the daemon at `socketPath`; rejects with an error carrying a system `code` when it cannot connect. */
@@ -126,7 +124,8 @@ function fromDaemon(command: CniCommand, status: number, body: unknown, cniVersi
   }
   const e = isObj(body) ? body['error'] : undefined;
   if (isObj(e) && Number.isInteger(e['cniCode']) && typeof e['message'] === 'string') {
-    const details = typeof e['details'] === 'string' ? e['details'] : undefined;
+    // The API keeps the hint apart; CNI has only `details`, so they travel together.
+    const details = detailsWithHint(typeof e['details'] === 'string' ? e['details'] : undefined, typeof e['hint'] === 'string' ? e['hint'] : undefined);
     return { stdout: `${JSON.stringify(cniErrorObject(cniVersion, e['cniCode'] as number, e['message'], details))}\n`, exitCode: 1 };
   }
   return failure(new InternalError(`the weft router answered HTTP ${status} without a CNI error`, { details: JSON.stringify(body)?.slice(0, 500) }), cniVersion);

@@ -61,6 +61,32 @@ export class CheckFailedError extends WeftError { constructor(m: string, o?: Opt
 export class BadRequestError extends WeftError { constructor(m: string, o?: Opts) { super('BAD_REQUEST', 7, 400, m, o); } }
 export class InternalError extends WeftError { constructor(m: string, o?: Opts) { super('INTERNAL', 999, 500, m, o); } }
 
+// ---- mesh: the router-to-router control protocol (src/core/mesh, docs/mesh.md) ----
+// A peer that sends one of these gets its connection closed with the reason;
+// the router keeps running. They never reach a CNI caller, hence cniCode 5
+// (I/O failure), and 502 because a peer, not the API client, misbehaved.
+export class MeshProtocolError extends WeftError { constructor(code: string, m: string, o?: Opts) { super(code, 5, 502, m, o); } }
+/** A frame declared longer than the configured maximum (rejected before allocating it). */
+export class MeshFrameTooLargeError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_FRAME_TOO_LARGE', m, o); } }
+/** The stream ended inside a frame, or a field runs past the end of its frame. */
+export class MeshTruncatedError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_TRUNCATED', m, o); } }
+/** Bytes that are not a valid frame or message: bad magic, unknown kind, out-of-range field, trailing bytes. */
+export class MeshMalformedError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_MALFORMED', m, o); } }
+/** The two peers share no protocol version. */
+export class MeshVersionError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_VERSION_MISMATCH', m, o); } }
+/** A well-formed handshake that policy refuses (self, other cluster, name collision, limit, duplicate). */
+export class MeshHandshakeRejectedError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_HANDSHAKE_REJECTED', m, o); } }
+
+// ---- cluster IPAM ring (src/core/ring, docs/ring.md) ----
+/** Ring or consensus state from a peer (or a file) that is not well-formed; nothing of it was applied. */
+export class RingInvalidError extends WeftError { constructor(m: string, o?: Opts) { super('RING_INVALID', 6, 400, m, o); } }
+/** Two rings over different --ipalloc-range values: a configuration error, never merged. */
+export class RingRangeMismatchError extends WeftError { constructor(m: string, o?: Opts) { super('RING_RANGE_MISMATCH', 7, 409, m, o); } }
+/** A ring change attempted by a peer that does not own the addresses concerned. */
+export class NotOwnerError extends WeftError { constructor(m: string, o?: Opts) { super('RING_NOT_OWNER', 105, 409, m, o); } }
+/** The peer was retired from the ring (reclaimed, rmpeer, reset); it must rejoin under a new peer id. */
+export class PeerRetiredError extends WeftError { constructor(m: string, o?: Opts) { super('PEER_RETIRED', 105, 409, m, o); } }
+
 export function isWeftError(e: unknown): e is WeftError {
   return e instanceof WeftError;
 }

@@ -21,11 +21,13 @@ export interface StatusSource {
 
 export const API_VERSION = 'v1';
 
-export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics: Metrics; status: StatusSource }): Router {
-  const { ipam, cni, metrics, status } = deps;
+export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics: Metrics; status: StatusSource; reconcile?: () => Promise<unknown> }): Router {
+  const { ipam, cni, metrics, status, reconcile } = deps;
   const r = new Router();
   r.add('GET', '/v1/status', async () => ({ body: await status.status() }));
   r.add('GET', '/v1/attachments', () => ({ body: status.attachments() }));
+  // One reconcile pass now (the periodic one, on demand); answers with its report.
+  if (reconcile) r.add('POST', '/v1/reconcile', async () => ({ body: await reconcile() }));
   r.add('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
 
   r.add('POST', CNI_ENDPOINT, async (q) => ({ body: { result: await cni.handle(q.body as CniRequest) } }));

@@ -20,7 +20,7 @@ import type { Attachment, AttachmentIp, PortMappingRecord } from '../core/ipam/a
 import { type Identity, identityKey } from '../core/ipam/model.js';
 import { formatIp, tryParseIp } from '../core/ip/addr.js';
 import { cidrContains, parseCidr } from '../core/ip/cidr.js';
-import type { HostNetwork } from './host-network.js';
+import type { BindingChange, HostNetwork } from './host-network.js';
 import type { Allocated, IpamService } from './ipam-service.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
@@ -97,7 +97,7 @@ export class Attachments {
     return this.lock.run(this.key(req.containerId, req.ifname), () => this.attachLocked(req));
   }
 
-  private reserveAll(req: AttachRequest, bridge: string | undefined): { att: Attachment; allocated: Allocated[] } | { existing: Attachment } {
+  private reserveAll(req: AttachRequest, bridge: string | undefined): { att: Attachment; allocated: Allocated[]; bound: BindingChange[] } | { existing: Attachment } {
     return this.store.write((tx) => {
       const prior = tx.getAttachment(req.containerId, req.ifname);
       if (prior) return { existing: prior };
@@ -119,6 +119,7 @@ export class Attachments {
         }
       }
       const allocated: Allocated[] = [];
+      const bound: BindingChange[] = [];
       for (const name of subnets) {
         const ip = wanted.get(name);
         allocated.push(this.ipam.allocate(tx, {
@@ -127,7 +128,8 @@ export class Attachments {
           ...(ip ? { requestedIp: ip } : {}),
           ...(req.pool ? { poolName: req.pool } : {}),
         }));
-        if (bridge) this.host.bindSubnet(tx, name, bridge, req.network);
+        const change = bridge ? this.host.bindSubnet(tx, name, bridge, req.network) : undefined;
+        if (change) bound.push(change);
       }
       const ips: AttachmentIp[] = allocated.map((a) => ({
         subnet: a.subnet.name,
@@ -146,7 +148,7 @@ export class Attachments {
         ipMasq: req.ipMasq, portMappings: req.portMappings, aliases: req.aliases, createdAt: this.now().toISOString(),
       };
       tx.putAttachment(att);
-      return { att, allocated };
+      return { att, allocated, bound };
     });
   }
 
@@ -162,7 +164,7 @@ export class Attachments {
       if (e.state === 'creating') throw new TryAgainError(`an ADD for container ${req.containerId} interface ${req.ifname} is already in progress`);
       throw new ConflictError(`container ${req.containerId} already has interface ${req.ifname} attached (network "${e.network}")`, { hint: 'the runtime must DEL before it ADDs the same interface again' });
     }
-    const { att, allocated } = r;
+    const { att, allocated, bound } = r;
     const subnets = allocated.map((a) => a.subnet);
     let kernelTouched = false;
     try {
@@ -176,6 +178,8 @@ export class Attachments {
         outcome = { kind: 'ipam', result: { ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}) })), routes, dns } };
       } else if (req.mode === 'bridge') {
         kernelTouched = true;
+        // Start-up only enabled forwarding for the families that had subnets then; a later v6 subnet needs it too.
+        await this.host.enableForwarding(subnets.map((s) => parseCidr(s.cidr).family));
         const { mac: bridgeMac } = await this.host.ensureBridge(bridge!);
         const res = await this.dp.attachVeth({
           netns: req.netns!, ifname: req.ifname, hostIfname: att.hostIfname!, bridge: bridge!, mtu: att.mtu!,
@@ -200,13 +204,13 @@ export class Attachments {
       if (att.ipMasq || att.portMappings.length) await this.host.syncNat();
       return outcome;
     } catch (e) {
-      await this.undo(att, allocated, kernelTouched);
+      await this.undo(att, allocated, bound, kernelTouched);
       throw e;
     }
   }
 
   /** Rolls back a failed ADD; errors here are logged, the original error is what the runtime sees. */
-  private async undo(att: Attachment, allocated: Allocated[], kernelTouched: boolean): Promise<void> {
+  private async undo(att: Attachment, allocated: Allocated[], bound: readonly BindingChange[], kernelTouched: boolean): Promise<void> {
     try {
       if (kernelTouched) await this.removeKernel(att);
     } catch (e) {
@@ -215,7 +219,12 @@ export class Attachments {
     this.store.write((tx) => {
       for (const a of allocated) this.ipam.rollback(tx, a);
       tx.deleteAttachment(att.containerId, att.ifname);
+      for (const b of bound) this.host.unbindSubnet(tx, b);
     });
+    // The bridge this ADD created, or the gateway it added to an existing one, goes too.
+    if (kernelTouched && att.bridge) {
+      await this.host.settleBridge(att.bridge).catch((e: unknown) => this.log.error('rollback of the bridge failed', { bridge: att.bridge, err: toWeftError(e).message }));
+    }
     if (att.ipMasq || att.portMappings.length) await this.host.syncNat().catch((e: unknown) => this.log.error('NAT resync after rollback failed', { err: toWeftError(e).message }));
   }
 
@@ -257,7 +266,12 @@ export class Attachments {
   }
 
   /** CHECK: the attachment, its addresses and its interfaces are all still as ADD left them. */
-  async check(containerId: string, ifname: string, netns: string | undefined, prevIps: readonly string[]): Promise<void> {
+  /**
+   * `expectedMac`: the MAC of the interface in the runtime's prevResult. In a
+   * chain a later plugin (tuning) may change it; the final result is what the
+   * runtime expects, so it wins over the one weft recorded at ADD.
+   */
+  async check(containerId: string, ifname: string, netns: string | undefined, prevIps: readonly string[], expectedMac?: string): Promise<void> {
     const att = this.store.read((tx) => tx.getAttachment(containerId, ifname));
     if (!att) throw new UnknownContainerError(`weft has no attachment for container ${containerId} interface ${ifname}`);
     if (att.state !== 'ready') throw new TryAgainError(`the ADD of container ${containerId} interface ${ifname} has not finished`);
@@ -276,7 +290,8 @@ export class Attachments {
     if (!st) throw new CheckFailedError(`interface ${ifname} is missing in ${ns}`);
     if (!st.up) throw new CheckFailedError(`interface ${ifname} in ${ns} is down`);
     for (const addr of mine) if (!st.addresses.includes(addr)) throw new CheckFailedError(`interface ${ifname} in ${ns} lacks address ${addr} (has ${st.addresses.join(', ') || 'none'})`);
-    if (att.mac && st.mac !== att.mac) throw new CheckFailedError(`interface ${ifname} has MAC ${st.mac}, expected ${att.mac}`);
+    const mac = expectedMac ?? att.mac;
+    if (mac && st.mac !== mac) throw new CheckFailedError(`interface ${ifname} has MAC ${st.mac}, expected ${mac}`);
     if (att.mode === 'bridge') {
       const h = await this.dp.hostLink(att.hostIfname!);
       if (!h) throw new CheckFailedError(`host interface ${att.hostIfname} of ${ifname} is missing`);

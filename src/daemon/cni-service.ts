@@ -48,6 +48,12 @@ function dnsFromRuntime(conf: WeftNetConf | WeftIpamConf): CniDns[] {
   return out;
 }
 
+function withoutContainerArgs(config: unknown): unknown {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return config;
+  const { runtimeConfig: _r, args: _a, ...rest } = config as Record<string, unknown>;
+  return rest;
+}
+
 export class CniService implements CniHandler {
   constructor(
     private readonly attachments: Attachments,
@@ -67,7 +73,10 @@ export class CniService implements CniHandler {
     if (typeof b.env !== 'object' || b.env === null) throw new BadRequestError('CNI request "env" must be an object');
     const command = b.command as CniCommand;
     const env = toEnv(command, b.env);
-    const conf = b.plugin === 'weft' ? parseWeftConfig(b.config) : parseIpamConfig(b.config);
+    // DEL uses nothing of the per-container parts (runtimeConfig, args) and must not fail on them:
+    // a runtime whose ADD was refused for a bad requested MAC or IP sends the same values with its DEL.
+    const raw = command === 'DEL' ? withoutContainerArgs(b.config) : b.config;
+    const conf = b.plugin === 'weft' ? parseWeftConfig(raw) : parseIpamConfig(raw);
     requireVersionFor(command, conf.resultVersion);
     const valid = command === 'GC' && hasGcAttachments(b.config) ? parseGcAttachments(b.config) : undefined;
     return { kind: b.plugin, command, env, conf, ...(valid ? { valid } : {}) };
@@ -145,7 +154,8 @@ export class CniService implements CniHandler {
     // IPs of the interface this attachment put in the sandbox (or all of them for an IPAM result).
     const sandboxIdx = prev.interfaces.findIndex((i) => i.name === p.env.ifname && i.sandbox !== undefined);
     const ips = prev.ips.filter((i) => p.kind === 'weft-ipam' || i.interface === undefined || i.interface === sandboxIdx).map((i) => i.address);
-    await this.attachments.check(p.env.containerId!, p.env.ifname!, p.env.netns, p.kind === 'weft-ipam' ? [] : ips);
+    const prevMac = sandboxIdx >= 0 ? prev.interfaces[sandboxIdx]!.mac?.toLowerCase() : undefined;
+    await this.attachments.check(p.env.containerId!, p.env.ifname!, p.env.netns, p.kind === 'weft-ipam' ? [] : ips, p.kind === 'weft-ipam' ? undefined : prevMac);
   }
 
   private async gc(p: Parsed): Promise<void> {

@@ -143,7 +143,7 @@ export class Daemon {
       if (await socketInUse(path)) throw new ConflictError(`another process is serving ${path}`, { hint: 'stop the other weft router, or use --socket' });
       unlinkSync(path);
     }
-    const router = buildRouter({ ipam: this.ipam, cni: this.cni, metrics: this.metrics, status: { status: async () => this.status(), attachments: () => this.attachments.list() } });
+    const router = buildRouter({ ipam: this.ipam, cni: this.cni, metrics: this.metrics, status: { status: async () => this.status(), attachments: () => this.attachments.list() }, reconcile: () => this.reconcileNow() });
     const log = this.opts.logger.child({ component: 'api' });
     const server = createServer((req, res) => { void router.handle(req, res, log); });
     server.keepAliveTimeout = 5_000;

@@ -14,11 +14,19 @@ import type { Logger } from './logger.js';
 
 const BINDING = 'subnetBridge/';
 
+/** A subnet binding an ADD created or moved, with what was there before (to restore on rollback). */
+export interface BindingChange {
+  readonly subnet: string;
+  readonly bridge: string;
+  readonly previous?: SubnetBinding;
+}
+
 export class HostNetwork {
   private readonly bridgeLock = new KeyedMutex();
   private natRun: Promise<void> = Promise.resolve();
   private natDirty = false;
   private natApplied = false;
+  private readonly forwarding = new Set<4 | 6>();
 
   constructor(private readonly store: Store, private readonly dp: DataPlane, private readonly log: Logger, private readonly mtu: number) {}
 
@@ -27,13 +35,58 @@ export class HostNetwork {
    * `bridge`. A subnet's gateway can live on one bridge only: serving it
    * from two would make two host routes for one prefix.
    */
-  bindSubnet(tx: StoreTx, subnet: string, bridge: string, network: string): void {
+  bindSubnet(tx: StoreTx, subnet: string, bridge: string, network: string): BindingChange | undefined {
     const cur = tx.getMeta<SubnetBinding>(`${BINDING}${subnet}`);
     if (cur && cur.bridge !== bridge) {
       const users = tx.listAttachments().filter((a) => a.bridge === cur.bridge && a.ips.some((i) => i.subnet === subnet));
       if (users.length > 0) throw new ConflictError(`subnet "${subnet}" is already served by bridge ${cur.bridge} of network "${cur.network}"`, { hint: 'use another subnet for this network, or remove the containers of the other network' });
     }
-    if (!cur || cur.bridge !== bridge) tx.putMeta(`${BINDING}${subnet}`, { subnet, bridge, network } satisfies SubnetBinding);
+    if (cur && cur.bridge === bridge) return undefined;
+    tx.putMeta(`${BINDING}${subnet}`, { subnet, bridge, network } satisfies SubnetBinding);
+    return { subnet, bridge, ...(cur ? { previous: cur } : {}) };
+  }
+
+  /**
+   * Undoes a bindSubnet of a failed ADD (inside the rollback's transaction,
+   * after its attachment is gone): the previous binding comes back unless
+   * some other attachment now uses the subnet on that bridge. Without this a
+   * failed ADD would leave the subnet's gateway on the bridge.
+   */
+  unbindSubnet(tx: StoreTx, change: BindingChange): void {
+    const cur = tx.getMeta<SubnetBinding>(`${BINDING}${change.subnet}`);
+    if (!cur || cur.bridge !== change.bridge) return;
+    if (tx.listAttachments().some((a) => a.bridge === change.bridge && a.ips.some((i) => i.subnet === change.subnet))) return;
+    if (change.previous) tx.putMeta(`${BINDING}${change.subnet}`, change.previous);
+    else tx.deleteMeta(`${BINDING}${change.subnet}`);
+  }
+
+  /**
+   * Under the bridge's lock: when no attachment uses the bridge, drops its
+   * bindings (in the same transaction as the check, so an ADD that commits
+   * later binds again and recreates the bridge) and returns true.
+   */
+  private unbindIfUnused(name: string): boolean {
+    return this.store.write((tx) => {
+      if (tx.listAttachments().some((a) => a.bridge === name)) return false;
+      for (const x of this.bindings(tx)) if (x.bridge === name) tx.deleteMeta(`${BINDING}${x.subnet}`);
+      return true;
+    });
+  }
+
+  /**
+   * After a failed ADD: removes the bridge when nothing uses it any more,
+   * else brings its addresses back to what the store says (a gateway the
+   * failed ADD added goes away).
+   */
+  async settleBridge(name: string): Promise<void> {
+    await this.bridgeLock.run(name, async () => {
+      if (this.unbindIfUnused(name)) {
+        await this.dp.removeBridge(name);
+        return;
+      }
+      const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
+      if (spec) await this.dp.ensureBridge(spec);
+    });
   }
 
   bindings(tx: StoreTx): SubnetBinding[] {
@@ -71,10 +124,8 @@ export class HostNetwork {
       if (used.has(b.name)) continue;
       await this.bridgeLock.run(b.name, async () => {
         // Re-check under the lock: an ADD may have started using it meanwhile.
-        const inUse = this.store.read((tx) => tx.listAttachments().some((a) => a.bridge === b.name));
-        if (inUse) return;
+        if (!this.unbindIfUnused(b.name)) return;
         await this.dp.removeBridge(b.name);
-        this.store.write((tx) => { for (const x of this.bindings(tx)) if (x.bridge === b.name) tx.deleteMeta(`${BINDING}${x.subnet}`); });
         removed.push(b.name);
       });
     }
@@ -108,8 +159,12 @@ export class HostNetwork {
     this.natApplied = true;
   }
 
-  enableForwarding(families: readonly (4 | 6)[]): Promise<void> {
-    return this.dp.enableForwarding(families);
+  /** Turns on forwarding for these families in the host netns; each family is written once per run (ADDs call this too). */
+  async enableForwarding(families: readonly (4 | 6)[]): Promise<void> {
+    const todo = [...new Set(families)].filter((f) => !this.forwarding.has(f));
+    if (todo.length === 0) return;
+    await this.dp.enableForwarding(todo);
+    for (const f of todo) this.forwarding.add(f);
   }
 
   get natIdle(): boolean {

@@ -64,15 +64,18 @@ export class Router {
 
   async handle(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
     const started = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://weft');
     const method = req.method ?? 'GET';
+    // What the logs and errors name until the target is parsed.
+    const url = { pathname: req.url ?? '/' };
     let status = 500;
     try {
+      const parsed = requestUrl(req.url ?? '/');
+      url.pathname = parsed.pathname;
       const m = this.match(method, url.pathname);
       if (m === undefined) throw new NotFoundError(`no such endpoint: ${method} ${url.pathname}`);
       if (m === 'method') throw new BadRequestError(`method ${method} not allowed on ${url.pathname}`);
       const body = await readJson(req);
-      const reply = await m.handler({ method, path: url.pathname, params: m.params, query: url.searchParams, body });
+      const reply = await m.handler({ method, path: url.pathname, params: m.params, query: parsed.searchParams, body });
       status = reply.status ?? 200;
       if (reply.text !== undefined) {
         res.writeHead(status, { 'content-type': reply.contentType ?? 'text/plain; charset=utf-8' });
@@ -91,6 +94,20 @@ export class Router {
     } finally {
       log.debug('request', { method, path: url.pathname, status, ms: Number(process.hrtime.bigint() - started) / 1e6 });
     }
+  }
+}
+
+/**
+ * The request target as a URL. Parsed against a fixed origin by
+ * concatenation, not resolution, so a target like `//host/x` stays a path;
+ * anything unparseable is a 400, never an exception outside the handler.
+ */
+function requestUrl(target: string): URL {
+  if (!target.startsWith('/')) throw new BadRequestError(`request target "${target}" is not a path`);
+  try {
+    return new URL(`http://weft${target}`);
+  } catch {
+    throw new BadRequestError(`request target "${target}" is not a valid path`);
   }
 }
 

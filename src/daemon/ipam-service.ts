@@ -114,6 +114,10 @@ export class IpamService {
         if (intervalsContain(excluded, v)) throw new ConflictError(`cannot exclude ${a.ip}: it is ${a.state === 'bound' ? `in use by container ${a.containerId}` : `held for ${a.identity}`}`);
         if (next.gateway === a.ip) throw new ConflictError(`cannot make ${a.ip} the gateway: it is allocated`);
       }
+      for (const r of tx.listReservations(name)) {
+        if (intervalsContain(excluded, parseIp(r.ip).value)) throw new ConflictError(`cannot exclude ${r.ip}: it is reserved for ${r.owner}`, { hint: 'release the reservation first with `weft ip release`' });
+        if (next.gateway === r.ip) throw new ConflictError(`cannot make ${r.ip} the gateway: it is reserved for ${r.owner}`, { hint: 'release the reservation first with `weft ip release`' });
+      }
       if (cur.gateway !== next.gateway && tx.listAttachments().some((a) => a.ips.some((i) => i.subnet === name) && a.mode === 'bridge')) {
         throw new ConflictError(`cannot change the gateway of subnet "${name}" while containers are attached to it`, { hint: 'remove the containers first' });
       }

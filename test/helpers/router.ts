@@ -3,7 +3,7 @@
  * namespace of a World (entered with nsenter), with its data dir and socket
  * in a temp dir, driven through the real CNI plugin bundle and CLI.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -59,8 +59,8 @@ describe('CNI verbs on a real router', { skip }, () => {
   for (const { label, config, version } of configs) {
     test(`ADD, CHECK, DEL with ${label}`, async () => {
       const { ns, id, call, result } = await add(config, `pod-${version.replace(/\./g, '')}`);
-      const address = result['ips'] && (result['ips'] as { address: string }[])[0]?.address;
-      assert.ok(address && address.startsWith('10.77.0.') && address.endsWith('/24'), `address from ${RANGE}: ${JSON.stringify(result)}`);
+      const address = (result['ips'] as { address: string }[] | undefined)?.[0]?.address;
+      assert.ok(address?.startsWith('10.77.0.') && address.endsWith('/24'), `address from ${RANGE}: ${JSON.stringify(result)}`);
       const { cont, hostEnd, bridge } = await kernelFacts(ns.name, id);
 
       // The exact result of this version: nothing more, nothing less.

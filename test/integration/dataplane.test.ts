@@ -236,6 +236,9 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     const spec = { ...vethSpec(a, 12), hostIfname: hostIfnameFor('other', 'eth0') };
     await assert.rejects(dp.attachVeth(spec), InterfaceExistsError);
     assert.equal(await dp.hostLink(spec.hostIfname), undefined);
+    // The same attachment again (a repeated ADD): both names are taken; the live veth must survive.
+    await assert.rejects(dp.attachVeth(specA), InterfaceExistsError);
+    assert.equal((await dp.hostLink(specA.hostIfname))?.master, bridge.name);
     assert.ok(await ping(a.name, '10.77.0.11'), 'existing attachment untouched');
   });
 
@@ -334,10 +337,11 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     await dp.removeNat();
     const tables = await execOk('nft', ['list', 'tables'], { netns: host.name });
     assert.doesNotMatch(tables, /inet weft/);
+    assert.equal(await new NftRunner({ netns: host.path }).listTable('inet', 'weft'), undefined);
     assert.match(tables, /ip wtother/);
     // After a removal the next apply really applies.
     await dp.applyNat(spec);
-    assert.match(await execOk('nft', ['list', 'tables'], { netns: host.name }), /inet weft/);
+    assert.match((await new NftRunner({ netns: host.path }).listTable('inet', 'weft')) ?? '', /dnat ip to 10\.77\.0\.20:8080/);
     assert.equal(await execOk('nft', ['list', 'tables']), rootTables);
   });
 
@@ -382,6 +386,15 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     await dp.detachVeth({ netns: a.path, ifname: 'eth0', hostIfname: specA.hostIfname });
     await dp.detachVeth({ ifname: 'eth0', hostIfname: specA.hostIfname });
     assert.ok(await waitFor(async () => (await dp.hostLink(specA.hostIfname)) === undefined));
+
+    // Host end renamed behind our back: the container end (carrying our mark) is deleted instead.
+    const e = await world.netns('e');
+    const specE = vethSpec(e, 40);
+    await dp.attachVeth(specE);
+    await execOk('ip', ['-batch', '-'], { netns: host.name, input: `link set dev ${specE.hostIfname} down\nlink set dev ${specE.hostIfname} name wtrenamed\n` });
+    await dp.detachVeth({ netns: e.path, ifname: 'eth0', hostIfname: specE.hostIfname });
+    assert.equal(await linkJson(e.name, 'eth0'), undefined);
+    assert.equal(await dp.hostLink('wtrenamed'), undefined, 'its peer went with it');
   });
 
   test('detach never deletes an interface weft did not create (DEL after a failed ADD)', async () => {

@@ -39,7 +39,7 @@ export function isNsenterFailure(stderr: string): boolean {
 
 function missingToolError(tool: string): FeatureUnavailableError {
   const pkg = tool === 'nft' ? 'nftables' : tool === 'ip' ? 'iproute2' : tool === 'nsenter' || tool === 'unshare' ? 'util-linux' : tool;
-  return new FeatureUnavailableError(`${tool} is not installed (or not on PATH)`, { hint: `install the ${pkg} package` });
+  return new FeatureUnavailableError(`${tool} is not installed (or not on PATH, or not executable)`, { hint: `install the ${pkg} package` });
 }
 
 export function formatCommand(cmd: string, args: readonly string[]): string {
@@ -70,7 +70,8 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      reject(e.code === 'ENOENT' ? missingToolError(cmd) : new KernelError(`cannot run ${cmd}: ${e.message}`, { cause: e }));
+      // EACCES too: execvp reports it when the tool is absent but a PATH entry is unreadable.
+      reject(e.code === 'ENOENT' || e.code === 'EACCES' ? missingToolError(cmd) : new KernelError(`cannot run ${cmd}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code, signal) => {
       if (settled) return;

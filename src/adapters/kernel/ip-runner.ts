@@ -58,7 +58,7 @@ export function failedBatchLine(stderr: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** All failed line numbers of a `-force` batch. */
+/** All failed line numbers of an `ip -force -batch` run (the probe uses one). */
 export function failedBatchLines(stderr: string): number[] {
   return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
 }
@@ -110,15 +110,6 @@ export class IpRunner {
       throw new IpCommandError({ command: r.command, stderr: r.stderr, ...(failedLine !== undefined ? { failedLine } : {}), ...(this.netns !== undefined ? { netns: this.netns } : {}) });
     }
     return opts.json ? parseJsonDocuments(r.stdout) : [];
-  }
-
-  /** `ip -batch -force -`: runs every line; returns the 1-based numbers of the lines that failed. */
-  async batchForce(lines: readonly string[]): Promise<{ failed: number[]; stderr: string }> {
-    const r = await this.exec(['-force', '-batch', '-'], lines.join('\n') + '\n');
-    if (r.code !== 0 && isNsenterFailure(r.stderr)) {
-      throw new IpCommandError({ command: r.command, stderr: r.stderr, ...(this.netns !== undefined ? { netns: this.netns } : {}) });
-    }
-    return { failed: failedBatchLines(r.stderr), stderr: r.stderr };
   }
 
   /** One command with `-j` (and `-d` when asked); returns the parsed document. */

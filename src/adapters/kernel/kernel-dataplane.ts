@@ -240,17 +240,6 @@ export class KernelDataPlane implements DataPlane {
     }
   }
 
-  private async assertIfnameFree(ip: IpRunner, netns: string, ifname: string): Promise<void> {
-    try {
-      await ip.json(['link', 'show', 'dev', ifname]);
-    } catch (e) {
-      if (isNoSuchDevice(e)) return;
-      if (isNetnsUnusable(e)) throw new InvalidEnvError(`cannot enter CNI_NETNS "${netns}"`, { details: (e as IpCommandError).stderr, cause: e });
-      throw e;
-    }
-    throw new InterfaceExistsError(`interface "${ifname}" already exists in ${netns}`, { hint: 'choose another CNI_IFNAME, or DEL the previous attachment first' });
-  }
-
   // ---- veth ----
 
   async attachVeth(spec: VethAttachSpec): Promise<AttachResult> {
@@ -258,30 +247,32 @@ export class KernelDataPlane implements DataPlane {
     this.assertNetns(spec.netns);
     const plan = planVethAttach(spec);
     const cont = this.inContainer(spec.netns);
-    await this.assertIfnameFree(cont, spec.netns, spec.ifname);
-
     const hostLines = [...plan.host, `link show dev ${spec.hostIfname}`, `link show dev ${spec.bridge}`];
-    let created = false;
+    // Happy path = two processes. Whether CNI_IFNAME is taken is not read
+    // up front: `link add` fails with EEXIST when either name is taken, and
+    // only then do we look which one it was.
+    let created = true;
     try {
       let hostDocs: unknown[];
       try {
-        created = true;
         hostDocs = await this.host.batch(hostLines, { json: true });
       } catch (e) {
         // `link add` is one netlink request: when it fails, nothing was created.
         if (e instanceof IpCommandError && e.failedLine === plan.host[0]) created = false;
         if (created || !isAlreadyExists(e)) throw e;
-        await this.removeStaleHostEnd(spec, e);
+        await this.resolveNameClash(spec, cont, e);
         created = true;
         hostDocs = await this.host.batch(hostLines, { json: true });
       }
+      const tHost = ms(t0);
+      const t1 = performance.now();
       const contDocs = await cont.batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
       const result: AttachResult = {
         containerMac: firstLink(contDocs[contDocs.length - 1]).mac,
         hostMac: firstLink(hostDocs[hostDocs.length - 2]).mac,
         bridgeMac: firstLink(hostDocs[hostDocs.length - 1]).mac,
       };
-      this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, ms: ms(t0) });
+      this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, ms: ms(t0), hostMs: tHost, containerMs: ms(t1) });
       return result;
     } catch (e) {
       if (created) await this.rollbackHostEnd(spec.hostIfname, e);
@@ -295,17 +286,19 @@ export class KernelDataPlane implements DataPlane {
   }
 
   /**
-   * The host end's name is derived from (container id, ifname), so an
-   * existing veth of that name is the leftover of an earlier attach of this
-   * very attachment that was interrupted before its rollback ran: remove it
-   * so the caller retries once. Anything else holding the name is a conflict.
+   * `link add` said EEXIST. CNI_IFNAME taken in the container: the caller's
+   * InterfaceExistsError. Otherwise the host end's name is taken; that name is
+   * derived from (container id, ifname), so a veth holding it is the leftover
+   * of an earlier attach of this very attachment that was interrupted before
+   * its rollback ran: remove it and let the caller retry once. Anything else
+   * holding the name is a conflict.
    */
-  private async removeStaleHostEnd(spec: VethAttachSpec, cause: unknown): Promise<void> {
-    const existing = await this.readLink(this.host, spec.hostIfname);
-    if (!existing) {
-      // The name was free, so the peer name collided inside the container (created since our check).
-      throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { cause });
+  private async resolveNameClash(spec: VethAttachSpec, cont: IpRunner, cause: unknown): Promise<void> {
+    if (await this.readLink(cont, spec.ifname)) {
+      throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { hint: 'choose another CNI_IFNAME, or DEL the previous attachment first', cause });
     }
+    const existing = await this.readLink(this.host, spec.hostIfname);
+    if (!existing) return; // both names free by now: a transient clash; retry
     if (existing.kind !== 'veth') {
       throw new ConflictError(`host interface name "${spec.hostIfname}" is taken by a ${existing.kind ?? 'link'} weft did not create`, { cause });
     }
@@ -323,23 +316,29 @@ export class KernelDataPlane implements DataPlane {
     }
   }
 
+  /**
+   * Deletes the pair through its host end: one process, and the name is
+   * weft's own (derived from container id + ifname), so nothing foreign can be
+   * hit. Deleting either end of a veth removes both. Only when the host end is
+   * already gone and the netns still holds an interface carrying our mark
+   * (`weft:<hostIfname>`) is the container side deleted instead. A DEL that
+   * follows a failed ADD (INTERFACE_EXISTS) therefore never touches the
+   * runtime's own interface of that name.
+   */
   async detachVeth(args: { netns?: string; ifname: string; hostIfname: string }): Promise<void> {
     const t0 = performance.now();
     assertIfname(args.ifname, 'CNI_IFNAME');
     assertIfname(args.hostIfname, 'host interface name');
-    if (args.netns !== undefined && args.netns !== '' && isNetns(args.netns)) {
-      const cont = this.inContainer(args.netns);
-      const link = await this.readLink(cont, args.ifname);
-      // Only delete what carries our mark: a DEL after a failed ADD (e.g.
-      // INTERFACE_EXISTS) must leave the runtime's own interface alone.
-      if (link && link.kind === 'veth' && link.alias === containerAliasFor(args.hostIfname)) {
-        if (await this.deleteLink(cont, args.ifname)) {
-          this.log.info('veth detached', { netns: args.netns, ifname: args.ifname, ms: ms(t0) });
-          return;
-        }
-      }
+    if (await this.deleteLink(this.host, args.hostIfname)) {
+      this.log.info('veth detached', { hostIfname: args.hostIfname, ms: ms(t0) });
+      return;
     }
-    if (await this.deleteLink(this.host, args.hostIfname)) this.log.info('veth detached (host end)', { hostIfname: args.hostIfname, ms: ms(t0) });
+    if (args.netns === undefined || args.netns === '' || !isNetns(args.netns)) return;
+    const cont = this.inContainer(args.netns);
+    const link = await this.readLink(cont, args.ifname);
+    if (link && link.kind === 'veth' && link.alias === containerAliasFor(args.hostIfname) && (await this.deleteLink(cont, args.ifname))) {
+      this.log.info('veth detached (container end)', { netns: args.netns, ifname: args.ifname, ms: ms(t0) });
+    }
   }
 
   // ---- macvlan ----
@@ -349,14 +348,14 @@ export class KernelDataPlane implements DataPlane {
     this.assertNetns(spec.netns);
     const plan = planMacvlanAttach(spec);
     const cont = this.inContainer(spec.netns);
-    await this.assertIfnameFree(cont, spec.netns, spec.ifname);
     try {
+      // The macvlan is created inside the netns, so EEXIST means CNI_IFNAME is taken there.
       await this.host.batch(plan.host);
     } catch (e) {
       if (isNoSuchDevice(e) && (e as IpCommandError).stderr.includes(`"${spec.master}"`)) {
         throw new InvalidConfigError(`macvlan master "${spec.master}" does not exist in the host network namespace`, { hint: 'set "master" to an existing interface of the host', cause: e });
       }
-      if (isAlreadyExists(e)) throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { cause: e });
+      if (isAlreadyExists(e)) throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { hint: 'choose another CNI_IFNAME, or DEL the previous attachment first', cause: e });
       throw e;
     }
     try {

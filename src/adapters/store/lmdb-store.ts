@@ -19,6 +19,10 @@ function allocKey(subnet: string, ip: string): string {
   return `${subnet}/${ipKey(parseIp(ip))}`;
 }
 
+function identityKeyOf(a: Allocation): string {
+  return `${a.subnet}/${a.identity}/${ipKey(parseIp(a.ip))}`;
+}
+
 function* valuesWithPrefix<T>(db: Any, prefix: string): Generator<T> {
   for (const { value } of db.getRange({ start: prefix, end: `${prefix}\uffff` })) yield value as T;
 }
@@ -35,6 +39,8 @@ export class LmdbStore implements Store {
   private readonly pools: Any;
   private readonly reservations: Any;
   private readonly allocations: Any;
+  /** Index `<subnet>/<identity>/<ip key>` → ip: sticky and reservation look-ups per ADD without a scan. */
+  private readonly byIdentity: Any;
   private readonly cursors: Any;
   private readonly attachments: Any;
   private readonly tx: StoreTx;
@@ -49,6 +55,7 @@ export class LmdbStore implements Store {
     this.pools = sub('pools');
     this.reservations = sub('reservations');
     this.allocations = sub('allocations');
+    this.byIdentity = sub('allocationsByIdentity');
     this.cursors = sub('cursors');
     this.attachments = sub('attachments');
     this.tx = this.makeTx();
@@ -67,7 +74,7 @@ export class LmdbStore implements Store {
 
   private makeTx(): StoreTx {
     // The transaction object closes over the sub-databases, not over `this`.
-    const s = { subnets: this.subnets, pools: this.pools, reservations: this.reservations, allocations: this.allocations, cursors: this.cursors, attachments: this.attachments, meta: this.meta };
+    const s = { subnets: this.subnets, pools: this.pools, reservations: this.reservations, allocations: this.allocations, byIdentity: this.byIdentity, cursors: this.cursors, attachments: this.attachments, meta: this.meta };
     const allocsOf = (subnet: string): Generator<Allocation> => valuesWithPrefix<Allocation>(s.allocations, `${subnet}/`);
     return {
       getSubnet: (name) => s.subnets.get(name) as Subnet | undefined,
@@ -87,10 +94,28 @@ export class LmdbStore implements Store {
       reservationsOf: (subnet, owner) => [...valuesWithPrefix<Reservation>(s.reservations, `${subnet}/`)].filter((r) => r.owner === owner),
 
       listAllocations: (subnet) => (subnet === undefined ? [...allValues<Allocation>(s.allocations)] : [...allocsOf(subnet)]),
-      putAllocation: (a) => { s.allocations.putSync(allocKey(a.subnet, a.ip), a); },
-      deleteAllocation: (subnet, ip) => { s.allocations.removeSync(allocKey(subnet, ip)); },
+      putAllocation: (a) => {
+        const key = allocKey(a.subnet, a.ip);
+        const old = s.allocations.get(key) as Allocation | undefined;
+        if (old?.identity && old.identity !== a.identity) s.byIdentity.removeSync(identityKeyOf(old));
+        if (a.identity) s.byIdentity.putSync(identityKeyOf(a), a.ip);
+        s.allocations.putSync(key, a);
+      },
+      deleteAllocation: (subnet, ip) => {
+        const key = allocKey(subnet, ip);
+        const old = s.allocations.get(key) as Allocation | undefined;
+        if (old?.identity) s.byIdentity.removeSync(identityKeyOf(old));
+        s.allocations.removeSync(key);
+      },
       allocationAt: (subnet, ip) => s.allocations.get(allocKey(subnet, ip)) as Allocation | undefined,
-      allocationsOf: (subnet, identity) => [...allocsOf(subnet)].filter((a) => a.identity === identity),
+      allocationsOf: (subnet, identity) => {
+        const out: Allocation[] = [];
+        for (const ip of valuesWithPrefix<string>(s.byIdentity, `${subnet}/${identity}/`)) {
+          const a = s.allocations.get(allocKey(subnet, ip)) as Allocation | undefined;
+          if (a && a.identity === identity) out.push(a);
+        }
+        return out;
+      },
       countInUse: (subnet) => s.allocations.getKeysCount({ start: `${subnet}/`, end: `${subnet}/\uffff` }),
       countInPool: (subnet, pool) => { let n = 0; for (const a of allocsOf(subnet)) if (a.pool === pool) n++; return n; },
       cursor: (subnet, scope) => { const c = s.cursors.get(`${subnet}/${scope}`) as string | undefined; return c === undefined ? undefined : BigInt(c); },

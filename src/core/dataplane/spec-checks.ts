@@ -5,7 +5,7 @@
  * user-supplied can smuggle a second token or command into a batch line.
  */
 import { InvalidConfigError, InvalidEnvError } from '../errors.js';
-import { type Family, type Ip, formatIp, tryParseIp } from '../ip/addr.js';
+import { type Ip, formatIp, tryParseIp } from '../ip/addr.js';
 import { type Cidr, formatCidr, formatIpWithPrefix, tryParseCidr, tryParseIpWithPrefix } from '../ip/cidr.js';
 
 export const MTU_MIN = 68;
@@ -43,10 +43,6 @@ export function cidrText(c: Cidr): string {
 
 export function ipText(ip: Ip): string {
   return formatIp(ip);
-}
-
-export function familyOfCidr(c: Cidr): Family {
-  return c.family;
 }
 
 export function assertMtu(mtu: number, what = 'mtu'): void {

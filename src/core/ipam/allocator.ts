@@ -107,7 +107,19 @@ export function decide(view: AllocationView, req: AllocationRequest): Allocation
     const res = view.reservationsOf(subnet.name, idKey);
     for (const r of res) {
       const a = view.allocationAt(subnet.name, r.ip);
-      if (!a) { checkQuota(view, subnet, undefined); return { ip: tryParseIp(r.ip)!, reason: 'reserved', reuse: false }; }
+      if (!a) {
+        const ip = tryParseIp(r.ip)!;
+        // The subnet may have changed since the reservation was made.
+        const u = usableRange(cidr);
+        const unusable = !cidrContains(cidr, ip) || ip.value < u.first || ip.value > u.last ? 'not a usable address'
+          : subnet.gateway === r.ip ? 'the gateway'
+            : intervalsContain(rangesToIntervals(subnet.exclude), ip.value) ? 'excluded' : undefined;
+        if (unusable) throw new AddressUnavailableError(`${r.ip} is reserved for ${idKey} but is ${unusable} in subnet "${subnet.name}"`, { hint: 'release the reservation with `weft ip release`, or change the subnet back' });
+        // A reserved address inside a pool belongs to that pool (its count, quota and stickiness).
+        const inPool = req.pools.find((p) => intervalsContain(rangesToIntervals(p.addresses), ip.value));
+        checkQuota(view, subnet, inPool);
+        return { ip, reason: 'reserved', reuse: false, ...(inPool ? { pool: inPool } : {}) };
+      }
       if (a.state === 'held' && a.identity === idKey) return { ip: tryParseIp(r.ip)!, reason: 'reserved', reuse: true, ...(a.pool ? { pool: req.pools.find((p) => p.name === a.pool)! } : {}) };
     }
     if (res.length > 0) {

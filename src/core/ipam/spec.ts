@@ -65,9 +65,14 @@ export function parseShape<S extends v.GenericSchema>(schema: S, input: unknown,
   if (r.success) return r.output;
   const issue = r.issues[0];
   const path = issue.path?.map((p) => String(p.key)).join('.') ?? '';
-  const msg = issue.type === 'strict_object' || issue.type === 'object' && issue.expected === 'never'
-    ? `unknown field ${path ? `"${path}"` : ''} in ${what}`
-    : `${what}${path ? ` field "${path}"` : ''}: ${issue.message}`;
+  // valibot reports both an unknown key (expected `never`) and a missing
+  // required key (expected `"key"`, received `undefined`) as object issues.
+  const objectIssue = issue.type === 'strict_object' || issue.type === 'object';
+  const msg = objectIssue && issue.expected === 'never'
+    ? `unknown field "${path}" in ${what}`
+    : objectIssue && issue.received === 'undefined' && path
+      ? `${what} field "${path}" is required`
+      : `${what}${path ? ` field "${path}"` : ''}: ${issue.message}`;
   throw new BadRequestError(msg);
 }
 

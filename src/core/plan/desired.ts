@@ -39,10 +39,13 @@ export function desiredNat(attachments: readonly Attachment[], subnets: Readonly
     if (a.state !== 'ready') continue;
     if (a.ipMasq) for (const ip of a.ips) { const s = subnets.get(ip.subnet); if (s) masq.add(s.cidr); }
     for (const pm of a.portMappings) {
-      const wantFamily = pm.hostIP ? tryParseIp(pm.hostIP)?.family : 4;
-      const target = a.ips.map((i) => i.address.split('/')[0]!).find((ip) => tryParseIp(ip)?.family === wantFamily);
-      if (!target) continue;
-      ports.push({ hostPort: pm.hostPort, containerPort: pm.containerPort, protocol: pm.protocol, ...(pm.hostIP ? { hostIP: pm.hostIP } : {}), containerIp: target });
+      // No host address means every host address: publish on each family the container has.
+      const families = pm.hostIP ? [tryParseIp(pm.hostIP)?.family] : [4, 6];
+      for (const wantFamily of families) {
+        const target = a.ips.map((i) => i.address.split('/')[0]!).find((ip) => tryParseIp(ip)?.family === wantFamily);
+        if (!target) continue;
+        ports.push({ hostPort: pm.hostPort, containerPort: pm.containerPort, protocol: pm.protocol, ...(pm.hostIP ? { hostIP: pm.hostIP } : {}), containerIp: target });
+      }
     }
   }
   ports.sort((x, y) => x.hostPort - y.hostPort || x.protocol.localeCompare(y.protocol) || x.containerIp.localeCompare(y.containerIp));

@@ -1,0 +1,254 @@
+import type { PeerAddress } from '../address.js';
+import type { PeerId } from '../peer-id.js';
+import type { DigestItem, TopologyEntry } from '../wire/messages.js';
+
+export interface MergeResult {
+  /** Entries that were new or newer and are now stored. */
+  readonly changed: readonly TopologyEntry[];
+  /** Peers referenced by connections whose entries we do not have: ask for them. */
+  readonly unknown: readonly PeerId[];
+}
+
+/** Two independent 32-bit hashes of (peer, version), summed over all entries: order-free and updatable in O(1). */
+function entryHash(peer: PeerId, version: number): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ version;
+  const s = peer + ':' + version;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  return [a >>> 0, b >>> 0];
+}
+
+function sameConnections(a: readonly PeerId[], b: readonly PeerId[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameEntry(a: TopologyEntry, b: TopologyEntry): boolean {
+  return a.version === b.version && a.nickname === b.nickname && sameConnections(a.connections, b.connections)
+    && (a.address === b.address || (a.address !== undefined && b.address !== undefined && a.address.port === b.address.port && a.address.ip.value === b.address.ip.value && a.address.ip.family === b.address.ip.family));
+}
+
+/**
+ * Who is connected to whom, as every peer sees it: one entry per peer, each
+ * written only by its owner and versioned, so merging is "highest version
+ * wins" and any two routers that saw the same entries agree, in whatever
+ * order and however often they saw them.
+ *
+ * Versions are max(previous + 1, clock ms). The clock part means a router
+ * that restarts without remembering its version still starts above the
+ * versions it used before; if the clock went backwards, the router notices
+ * its old, higher version coming back through gossip and jumps above it.
+ *
+ * Peers unreachable from us are marked and forgotten after a timeout; a
+ * tombstone (peer, last version) then stops old copies still circulating
+ * from bringing them back. A fresh connection from the peer itself lifts it.
+ */
+export class Topology {
+  private readonly entries = new Map<PeerId, TopologyEntry>();
+  private readonly tombstones = new Map<PeerId, { version: number; until: number }>();
+  private readonly unreachable = new Map<PeerId, number>();
+  private local: TopologyEntry;
+  private localConnections: PeerId[] = [];
+  private dirty = false;
+  /** A version of ourselves seen elsewhere that our next version must exceed. */
+  private floor = 0;
+  private gen = 0;
+  private hashA = 0;
+  private hashB = 0;
+
+  constructor(readonly self: PeerId, nickname: string, address: PeerAddress | undefined, now: number) {
+    this.local = { peer: self, version: Math.max(1, Math.floor(now)), nickname, address, connections: [] };
+    this.put(this.local);
+  }
+
+  /** Increases on every change of any entry; routes are cached per generation. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(peer: PeerId): TopologyEntry | undefined {
+    return this.entries.get(peer);
+  }
+
+  has(peer: PeerId): boolean {
+    return this.entries.has(peer);
+  }
+
+  all(): IterableIterator<TopologyEntry> {
+    return this.entries.values();
+  }
+
+  localEntry(): TopologyEntry {
+    return this.local;
+  }
+
+  /** Equal fingerprints mean equal (peer, version) sets, for convergence checks. */
+  fingerprint(): string {
+    return `${this.entries.size}:${this.hashA.toString(16)}:${this.hashB.toString(16)}`;
+  }
+
+  private put(e: TopologyEntry): void {
+    const old = this.entries.get(e.peer);
+    if (old) {
+      const [a, b] = entryHash(old.peer, old.version);
+      this.hashA = (this.hashA - a) >>> 0;
+      this.hashB = (this.hashB - b) >>> 0;
+    }
+    const [a, b] = entryHash(e.peer, e.version);
+    this.hashA = (this.hashA + a) >>> 0;
+    this.hashB = (this.hashB + b) >>> 0;
+    this.entries.set(e.peer, e);
+    this.gen++;
+  }
+
+  private drop(peer: PeerId): void {
+    const old = this.entries.get(peer);
+    if (!old) return;
+    const [a, b] = entryHash(old.peer, old.version);
+    this.hashA = (this.hashA - a) >>> 0;
+    this.hashB = (this.hashB - b) >>> 0;
+    this.entries.delete(peer);
+    this.unreachable.delete(peer);
+    this.gen++;
+  }
+
+  /** Our established connections changed; published at the next `commitLocal`. */
+  setLocalConnections(peers: Iterable<PeerId>): void {
+    const sorted = [...new Set(peers)].filter((p) => p !== this.self).sort();
+    if (!sameConnections(sorted, this.localConnections)) {
+      this.localConnections = sorted;
+      this.dirty = true;
+    }
+  }
+
+  /** True when our entry must be republished. */
+  get localDirty(): boolean {
+    return this.dirty;
+  }
+
+  /** Publishes a new version of our entry if anything changed; returns it, or undefined. */
+  commitLocal(now: number): TopologyEntry | undefined {
+    if (!this.dirty) return undefined;
+    this.dirty = false;
+    const version = Math.max(this.local.version + 1, this.floor + 1, Math.floor(now));
+    this.local = { ...this.local, version, connections: this.localConnections };
+    this.put(this.local);
+    return this.local;
+  }
+
+  /** Merges received entries; returns what was new. Never lets anyone else rewrite our own entry. */
+  merge(received: readonly TopologyEntry[]): MergeResult {
+    const changed: TopologyEntry[] = [];
+    for (const e of received) {
+      if (e.peer === this.self) {
+        // Someone holds a version of us we do not remember (we restarted, or
+        // our clock went back): publish a version above it.
+        if (e.version > this.local.version || (e.version === this.local.version && !sameEntry(e, this.local))) {
+          this.floor = Math.max(this.floor, e.version);
+          this.dirty = true;
+        }
+        continue;
+      }
+      const tomb = this.tombstones.get(e.peer);
+      if (tomb && e.version <= tomb.version) continue;
+      const cur = this.entries.get(e.peer);
+      if (cur && cur.version >= e.version) continue;
+      this.tombstones.delete(e.peer);
+      this.put(e);
+      changed.push(e);
+    }
+    const unknown = new Set<PeerId>();
+    for (const e of changed) {
+      for (const c of e.connections) if (c !== this.self && !this.entries.has(c) && !this.tombstones.has(c)) unknown.add(c);
+    }
+    return { changed, unknown: [...unknown] };
+  }
+
+  /** (peer, version) for every entry: what a TOPOLOGY_REQUEST carries. */
+  digest(): DigestItem[] {
+    const out: DigestItem[] = [];
+    for (const e of this.entries.values()) out.push({ peer: e.peer, version: e.version });
+    return out;
+  }
+
+  /**
+   * What a peer that sent `digest` is missing from us, and whether it has
+   * something we lack (then it is worth asking back).
+   */
+  answer(digest: readonly DigestItem[]): { entries: TopologyEntry[]; theyHaveNewer: boolean } {
+    const theirs = new Map<PeerId, number>();
+    let theyHaveNewer = false;
+    for (const d of digest) {
+      theirs.set(d.peer, d.version);
+      const mine = d.peer === this.self ? this.local : this.entries.get(d.peer);
+      const tomb = this.tombstones.get(d.peer);
+      if ((!mine || mine.version < d.version) && !(tomb && d.version <= tomb.version)) theyHaveNewer = true;
+    }
+    const entries: TopologyEntry[] = [];
+    for (const e of this.entries.values()) {
+      const v = theirs.get(e.peer);
+      if (v === undefined || v < e.version) entries.push(e);
+    }
+    return { entries, theyHaveNewer };
+  }
+
+  /** Records which peers we can reach now; returns true if the unreachable set changed. */
+  markReachable(reachable: ReadonlySet<PeerId>, now: number): boolean {
+    let changed = false;
+    for (const peer of this.entries.keys()) {
+      if (peer === this.self) continue;
+      if (reachable.has(peer)) {
+        if (this.unreachable.delete(peer)) changed = true;
+      } else if (!this.unreachable.has(peer)) {
+        this.unreachable.set(peer, now);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  unreachableSince(peer: PeerId): number | undefined {
+    return this.unreachable.get(peer);
+  }
+
+  /** Forgets peers unreachable for `removeAfterMs`, leaving tombstones as long again; returns them. */
+  collectGarbage(now: number, removeAfterMs: number): PeerId[] {
+    const removed: PeerId[] = [];
+    for (const [peer, since] of this.unreachable) {
+      if (now - since < removeAfterMs) continue;
+      const e = this.entries.get(peer);
+      if (e) this.tombstones.set(peer, { version: e.version, until: now + removeAfterMs });
+      this.drop(peer);
+      removed.push(peer);
+    }
+    for (const [peer, t] of this.tombstones) if (t.until <= now) this.tombstones.delete(peer);
+    return removed;
+  }
+
+  /** The earliest time `collectGarbage` has work. */
+  nextGarbageAt(removeAfterMs: number): number | undefined {
+    let next: number | undefined;
+    for (const since of this.unreachable.values()) if (next === undefined || since + removeAfterMs < next) next = since + removeAfterMs;
+    for (const t of this.tombstones.values()) if (next === undefined || t.until < next) next = t.until;
+    return next;
+  }
+
+  /** A direct handshake proves the peer is alive whatever we remembered: lift its tombstone. */
+  forgiveTombstone(peer: PeerId): void {
+    this.tombstones.delete(peer);
+  }
+
+  isTombstoned(peer: PeerId): boolean {
+    return this.tombstones.has(peer);
+  }
+}

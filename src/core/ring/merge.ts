@@ -1,0 +1,100 @@
+/**
+ * The join of two rings. Commutative, associative and idempotent:
+ *  - different genesis: the preceding genesis's ring is kept whole (order.ts);
+ *  - tokens: union by start; for one start the entry that wins compareEntries;
+ *  - peers: union; per peer the highest heartbeat, tombstones are permanent,
+ *    racing tombstones keep the lowest heir;
+ *  - votes: union, per (suspect, voter) the highest heartbeat, then the
+ *    votes that no longer count are dropped (model.ts normalizeVotes).
+ * Returns `a` itself when `b` adds nothing to it (callers use that as
+ * "nothing new": no re-gossip), and `b` when `a` adds nothing to `b`.
+ */
+import { formatCidr } from '../ip/cidr.js';
+import { RingRangeMismatchError } from '../errors.js';
+import { makeRing } from './model.js';
+import { compareEntries, compareGenesis, joinPeerRecords, samePeerRecord } from './order.js';
+import type { Entry, PeerId, PeerRecord, Ring } from './types.js';
+
+export function sameRange(a: Ring, b: Ring): boolean {
+  return a.family === b.family && a.first === b.first && a.last === b.last;
+}
+
+export function assertSameRange(a: Ring, b: Ring): void {
+  if (!sameRange(a, b)) {
+    throw new RingRangeMismatchError(`ring ranges differ: ${formatCidr(a.range)} vs ${formatCidr(b.range)}`, {
+      hint: 'every peer must be launched with the same --ipalloc-range',
+    });
+  }
+}
+
+export function merge(a: Ring, b: Ring): Ring {
+  if (a === b) return a;
+  assertSameRange(a, b);
+  const g = compareGenesis(a.genesis, b.genesis);
+  if (g !== 0) return g < 0 ? a : b;
+
+  // Tokens: a linear merge of two sorted lists.
+  const entries: Entry[] = [];
+  let aAdds = false; // a contributes something b lacks
+  let bAdds = false;
+  let i = 0;
+  let j = 0;
+  const ea = a.entries;
+  const eb = b.entries;
+  while (i < ea.length || j < eb.length) {
+    const x = ea[i];
+    const y = eb[j];
+    if (x && (!y || x.start < y.start)) { entries.push(x); aAdds = true; i++; continue; }
+    if (y && (!x || y.start < x.start)) { entries.push(y); bAdds = true; j++; continue; }
+    const c = compareEntries(x!, y!);
+    if (c > 0) { entries.push(x!); aAdds = true; } else if (c < 0) { entries.push(y!); bAdds = true; } else entries.push(x!);
+    i++; j++;
+  }
+
+  const peers = new Map<PeerId, PeerRecord>(a.peers);
+  for (const [id, rb] of b.peers) {
+    const ra = peers.get(id);
+    if (!ra) { peers.set(id, rb); bAdds = true; continue; }
+    const joined = joinPeerRecords(ra, rb);
+    if (joined !== ra) { peers.set(id, joined); if (!samePeerRecord(joined, ra)) bAdds = true; }
+    if (joined !== rb && !samePeerRecord(joined, rb)) aAdds = true;
+  }
+  if (!aAdds && a.peers.size > b.peers.size) aAdds = true;
+  if (!aAdds) for (const id of a.peers.keys()) if (!b.peers.has(id)) { aAdds = true; break; }
+
+  const votes = new Map<PeerId, Map<PeerId, number>>();
+  for (const src of [a.votes, b.votes]) {
+    for (const [suspect, byVoter] of src) {
+      let m = votes.get(suspect);
+      if (!m) { m = new Map(); votes.set(suspect, m); }
+      for (const [voter, hb] of byVoter) {
+        const cur = m.get(voter);
+        if (cur === undefined || hb > cur) m.set(voter, hb);
+      }
+    }
+  }
+
+  const out = makeRing(a.range, a.genesis, entries, peers, votes);
+  // Vote differences only matter once structure is equal; compare them last.
+  if (!bAdds && votesEqual(out.votes, a.votes)) return a;
+  if (!aAdds && votesEqual(out.votes, b.votes)) return b;
+  return out;
+}
+
+export function votesEqual(x: Ring['votes'], y: Ring['votes']): boolean {
+  if (x === y) return true;
+  if (x.size !== y.size) return false;
+  for (const [s, m] of x) {
+    const n = y.get(s);
+    if (!n || n.size !== m.size) return false;
+    for (const [v, hb] of m) if (n.get(v) !== hb) return false;
+  }
+  return true;
+}
+
+/** Merges any number of rings (same range). */
+export function mergeAll(rings: readonly Ring[]): Ring | undefined {
+  let acc: Ring | undefined;
+  for (const r of rings) acc = acc ? merge(acc, r) : r;
+  return acc;
+}
