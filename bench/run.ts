@@ -15,6 +15,8 @@
  *   BENCH_IPAM_PLUGIN_N=50 weft-ipam ADD execs through the launcher
  *   BENCH_BIG=1          the 1000-container RSS phase (0 skips it)
  *   BENCH_BIG_N=1000     containers in that phase
+ *   BENCH_BIG_CONC=8     API requests in flight while attaching them
+ *   BENCH_DAEMON_NODE_ARGS=  extra node flags for the router (experiments, e.g. --max-semi-space-size=2 or --cpu-prof)
  *   BENCH_IPMASQ=1       ipMasq on both systems (the default of `weft install-cni` and of podman's bridge network)
  *   BENCH_OUT=bench/results/latest.json
  *   CNI_REF_DIR=/usr/lib/cni
@@ -56,6 +58,8 @@ const cfg = {
   ipamPluginN: envInt('BENCH_IPAM_PLUGIN_N', 50),
   big: envBool('BENCH_BIG', true),
   bigN: envInt('BENCH_BIG_N', 1000),
+  bigConc: envInt('BENCH_BIG_CONC', 8),
+  daemonNodeArgs: (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((x) => x !== ''),
   ipMasq: envBool('BENCH_IPMASQ', true),
   refDir: process.env.CNI_REF_DIR || '/usr/lib/cni',
   out: resolve(ROOT, process.env.BENCH_OUT || 'bench/results/latest.json'),
@@ -81,7 +85,7 @@ interface Daemon {
 
 async function startDaemon(host: Netns, dir: string): Promise<Daemon> {
   const socket = join(dir, 'weft.sock');
-  const args = [WEFT_BIN, 'launch', '--data-dir', join(dir, 'data'), '--socket', socket, '--name', 'bench', '--ipalloc-range', WEFT_RANGE, '--reconcile-interval', '0'];
+  const args = [...cfg.daemonNodeArgs, WEFT_BIN, 'launch', '--data-dir', join(dir, 'data'), '--socket', socket, '--name', 'bench', '--ipalloc-range', WEFT_RANGE, '--reconcile-interval', '0'];
   const child = world.spawnIn(host, process.execPath, args);
   const logLines: string[] = [];
   const logFile = createWriteStream(join(dir, 'weft.log'));
@@ -110,6 +114,17 @@ async function startDaemon(host: Netns, dir: string): Promise<Daemon> {
       logFile.end();
     },
   };
+}
+
+/** V8 heap of the router from its Prometheus default metrics, in MiB. */
+async function heapOf(socket: string): Promise<{ usedMiB: number; totalMiB: number; externalMiB: number }> {
+  const text = await getText(socket, '/metrics');
+  const val = (name: string): number => {
+    let sum = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'gm'))) sum += Number(m[1]);
+    return round(sum / 1048576, 1);
+  };
+  return { usedMiB: val('weft_nodejs_heap_size_used_bytes'), totalMiB: val('weft_nodejs_heap_size_total_bytes'), externalMiB: val('weft_nodejs_external_memory_bytes') };
 }
 
 async function scrapeAddHistogram(socket: string): Promise<Histogram> {
@@ -380,27 +395,43 @@ async function apiPhase(d: Daemon, containers: Netns[]): Promise<{ add: Summary;
   return { add: ms(summarize(add)), del: ms(summarize(del)), cpuMsPerAdd: round((c1 - c0) / n, 1), cpuMsPerDel: round((c2 - c1) / n, 1) };
 }
 
-async function bigPhase(d: Daemon, weft: CniSystem, probeNs: Netns): Promise<NonNullable<BenchResults['big']>> {
+async function bigPhase(d: Daemon, weft: CniSystem, probeNs: Netns, idle: { cpuMsPerAdd: number; cpuMsPerDel: number; add: Summary; del: Summary }): Promise<NonNullable<BenchResults['big']>> {
   const n = cfg.bigN;
   const before = memoryOf(d.pid);
   progress(`RSS phase: creating ${n} container netns`);
   const nss = await makeNetns('wk', n, 'RSS phase');
-  progress(`RSS phase: ${n} ADDs through the daemon API, ${cfg.conc} at a time (daemon RSS now ${round(before.rssMiB, 1)} MiB)`);
+  progress(`RSS phase: ${n} ADDs through the daemon API, ${cfg.bigConc} at a time (daemon RSS now ${round(before.rssMiB, 1)} MiB)`);
   const h0 = await scrapeAddHistogram(d.socket);
   let done = 0;
-  const add = await pool(nss, cfg.conc, async (ns, i) => {
+  const add = await pool(nss, cfg.bigConc, async (ns, i) => {
     const t = await apiCni(d.socket, apiReq('ADD', cid('big', i), ns, d.socket, cfg.ipMasq));
     if (++done % Math.ceil(n / 5) === 0) progress(`  ${done}/${n} attached, daemon RSS ${round(memoryOf(d.pid).rssMiB, 1)} MiB (load ${load1()})`);
     return t;
   });
   await sleep(500);
   const attached = memoryOf(d.pid);
+  const heapAttached = await heapOf(d.socket);
   const h = histogramDelta(await scrapeAddHistogram(d.socket), h0);
   const status = (await request({ socketPath: d.socket, method: 'GET', path: '/v1/status', timeoutMs: 30_000 })).body as { attachments?: { ready?: number } };
 
-  // ADD/DEL latency through the launcher with n containers attached, against the same measured on an empty router in the sequential phase.
+  // With n attached: sequential ADD+DEL, straight to the API (router time and CPU, to set against the same on a nearly empty router) and through the launcher.
   const probe = 20;
-  progress(`RSS phase: ${probe} launcher ADD+DEL with ${n} attached`);
+  progress(`RSS phase: ${probe} sequential API ADD+DEL and ${probe} launcher ADD+DEL with ${n} attached`);
+  const cpu = (): number => { const c = cpuOf(d.pid); return c.selfMs + c.childrenMs; };
+  const aAdd: number[] = [];
+  const aDel: number[] = [];
+  let cpuAdd = 0;
+  let cpuDel = 0;
+  for (let i = 0; i < probe; i++) {
+    let c = cpu();
+    aAdd.push(await apiCni(d.socket, apiReq('ADD', cid('pra', i), probeNs, d.socket, cfg.ipMasq)));
+    await sleep(20);
+    cpuAdd += cpu() - c;
+    c = cpu();
+    aDel.push(await apiCni(d.socket, apiReq('DEL', cid('pra', i), probeNs, d.socket, cfg.ipMasq)));
+    await sleep(20);
+    cpuDel += cpu() - c;
+  }
   const pAdd: number[] = [];
   const pDel: number[] = [];
   for (let i = 0; i < probe; i++) {
@@ -411,26 +442,37 @@ async function bigPhase(d: Daemon, weft: CniSystem, probeNs: Netns): Promise<Non
 
   progress(`RSS phase: ${n} DELs through the API`);
   done = 0;
-  const del = await pool(nss, cfg.conc, async (ns, i) => {
+  const del = await pool(nss, cfg.bigConc, async (ns, i) => {
     const t = await apiCni(d.socket, apiReq('DEL', cid('big', i), ns, d.socket, cfg.ipMasq));
     if (++done % Math.ceil(n / 5) === 0) progress(`  ${done}/${n} detached`);
     return t;
   });
   await sleep(500);
   const after = memoryOf(d.pid);
+  const heapAfter = await heapOf(d.socket);
   progress(`RSS phase: deleting ${n} netns`);
   await pool(nss, 8, (ns) => world.deleteNetns(ns));
   return {
     n,
+    conc: cfg.bigConc,
     attachedReported: status.attachments?.ready ?? -1,
     rssBeforeMiB: round(before.rssMiB, 1),
     rssAttachedMiB: round(attached.rssMiB, 1),
+    rssAttachedAnonMiB: round(attached.anonMiB, 1),
+    rssAttachedFileMiB: round(attached.fileMiB, 1),
+    heapAttached,
     peakMiB: round(attached.hwmMiB, 1),
     rssAfterDelMiB: round(after.rssMiB, 1),
+    heapAfterDel: heapAfter,
     apiAdd: ms(summarize(add)),
     apiAddQuarters: quarterMedians(add).map((x) => round(x)),
     histogramAdd: { count: h.count, p50EstMs: round(histogramQuantile(h, 0.5) * 1000), meanMs: round(h.count ? (h.sum / h.count) * 1000 : Number.NaN) },
     apiDel: ms(summarize(del)),
+    seqApiAddAtN: ms(summarize(aAdd)),
+    seqApiDelAtN: ms(summarize(aDel)),
+    cpuMsPerApiAddAtN: round(cpuAdd / probe, 1),
+    cpuMsPerApiDelAtN: round(cpuDel / probe, 1),
+    idle,
     launcherAddAtN: ms(summarize(pAdd)),
     launcherDelAtN: ms(summarize(pDel)),
   };
@@ -503,7 +545,7 @@ async function main(): Promise<void> {
   const floors = await floorPhase(weftRunner, binDir);
 
   // 6. RSS with many containers
-  const big = cfg.big ? await bigPhase(daemon, weft, workerNs.get('weft')![0]!) : undefined;
+  const big = cfg.big ? await bigPhase(daemon, weft, workerNs.get('weft')![0]!, { cpuMsPerAdd: api.cpuMsPerAdd, cpuMsPerDel: api.cpuMsPerDel, add: api.add, del: api.del }) : undefined;
   const rssEnd = memoryOf(daemon.pid);
 
   // 4. IPAM (last: the weft-ipam allocations it makes are left in place)
@@ -525,6 +567,8 @@ async function main(): Promise<void> {
       vethAttachMs: ms(summarize(vethAttach)),
       vethDetachMs: ms(summarize(vethDetach)),
       rssIdleMiB: round(rssIdle.rssMiB, 1),
+      rssIdleAnonMiB: round(rssIdle.anonMiB, 1),
+      rssIdleFileMiB: round(rssIdle.fileMiB, 1),
       rssEndMiB: round(rssEnd.rssMiB, 1),
     },
     ...(big ? { big } : {}),

@@ -33,14 +33,22 @@ export interface BenchResults {
     vethAttachMs: Summary;
     vethDetachMs: Summary;
     rssIdleMiB: number;
+    rssIdleAnonMiB: number;
+    rssIdleFileMiB: number;
     rssEndMiB: number;
   };
   big?: {
-    n: number; attachedReported: number; rssBeforeMiB: number; rssAttachedMiB: number; peakMiB: number; rssAfterDelMiB: number;
-    apiAdd: Summary; apiAddQuarters: number[]; histogramAdd: { count: number; p50EstMs: number; meanMs: number }; apiDel: Summary; launcherAddAtN: Summary; launcherDelAtN: Summary;
+    n: number; conc: number; attachedReported: number; rssBeforeMiB: number; rssAttachedMiB: number; rssAttachedAnonMiB: number; rssAttachedFileMiB: number;
+    heapAttached: Heap; peakMiB: number; rssAfterDelMiB: number; heapAfterDel: Heap;
+    apiAdd: Summary; apiAddQuarters: number[]; histogramAdd: { count: number; p50EstMs: number; meanMs: number }; apiDel: Summary;
+    seqApiAddAtN: Summary; seqApiDelAtN: Summary; cpuMsPerApiAddAtN: number; cpuMsPerApiDelAtN: number;
+    idle: { cpuMsPerAdd: number; cpuMsPerDel: number; add: Summary; del: Summary };
+    launcherAddAtN: Summary; launcherDelAtN: Summary;
   };
   targets: Target[];
 }
+
+export interface Heap { usedMiB: number; totalMiB: number; externalMiB: number }
 
 type Cell = string | number | undefined;
 
@@ -103,13 +111,18 @@ export function renderReport(r: BenchResults): string {
   row('router CPU per API ADD / DEL (ms, incl. ip/nsenter)', `${fmt(d.cpuMsPerApiAdd)} / ${fmt(d.cpuMsPerApiDel)}`, undefined);
   row('ADD p50 from weft_cni_request_duration_seconds (ms)', d.histogramAdd.p50EstMs, undefined, `bucket estimate; mean ${fmt(d.histogramAdd.meanMs)}`);
   row('  of which veth attach (ip/nsenter execs) p50 (ms)', d.vethAttachMs.p50, undefined, 'from the router log');
-  row('RSS idle (MiB)', d.rssIdleMiB, undefined);
+  row('RSS idle (MiB)', d.rssIdleMiB, undefined, `anon ${fmt(d.rssIdleAnonMiB)} + file ${fmt(d.rssIdleFileMiB)}`);
   if (r.big) {
     const b = r.big;
-    head(`${b.n} attached containers`);
-    row('daemon RSS (MiB)', b.rssAttachedMiB, undefined, `peak ${fmt(b.peakMiB)}, after DEL of all ${fmt(b.rssAfterDelMiB)}, before ${fmt(b.rssBeforeMiB)}`);
-    row('API ADD p50 by quarter (ms)', b.apiAddQuarters.map((x) => fmt(x)).join('/'), undefined, `concurrency ${String(r.config['conc'])}`);
-    row('  daemon-side ADD (histogram) p50 / mean (ms)', `${fmt(b.histogramAdd.p50EstMs)} / ${fmt(b.histogramAdd.meanMs)}`, undefined);
+    head(`${b.n} attached containers (attached through the API, ${b.conc} at a time)`);
+    row('daemon RSS (MiB)', b.rssAttachedMiB, undefined, `anon ${fmt(b.rssAttachedAnonMiB)} + file ${fmt(b.rssAttachedFileMiB)}; peak ${fmt(b.peakMiB)}; idle ${fmt(r.daemon.rssIdleMiB)}`);
+    row('  V8 heap used / total (MiB)', `${fmt(b.heapAttached.usedMiB)} / ${fmt(b.heapAttached.totalMiB)}`, undefined, `after DEL of all: ${fmt(b.heapAfterDel.usedMiB)} / ${fmt(b.heapAfterDel.totalMiB)}, RSS ${fmt(b.rssAfterDelMiB)}`);
+    row('API ADD p50 by quarter (ms)', b.apiAddQuarters.map((x) => fmt(x)).join('/'), undefined, `${b.conc} in flight`);
+    row('  daemon-side ADD (histogram) p50 / mean (ms)', `${fmt(b.histogramAdd.p50EstMs)} / ${fmt(b.histogramAdd.meanMs)}`, undefined, `${b.conc} in flight`);
+    row(`sequential API ADD p50 with ${b.n} attached (ms)`, b.seqApiAddAtN.p50, b.idle.add.p50, 'reference column: same on a nearly empty router');
+    row(`sequential API DEL p50 with ${b.n} attached (ms)`, b.seqApiDelAtN.p50, b.idle.del.p50, 'vs nearly empty router');
+    row(`router CPU per API ADD with ${b.n} attached (ms)`, b.cpuMsPerApiAddAtN, b.idle.cpuMsPerAdd, 'vs nearly empty router');
+    row(`router CPU per API DEL with ${b.n} attached (ms)`, b.cpuMsPerApiDelAtN, b.idle.cpuMsPerDel, 'vs nearly empty router');
     row(`launcher ADD p50 with ${b.n} attached (ms)`, b.launcherAddAtN.p50, W.add.p50, 'vs empty router (sequential phase)');
     row(`launcher DEL p50 with ${b.n} attached (ms)`, b.launcherDelAtN.p50, W.del.p50, 'vs empty router');
   }

@@ -50,15 +50,15 @@ export async function pool<T, R>(items: readonly T[], conc: number, fn: (item: T
   return out;
 }
 
-/** VmRSS and VmHWM of a process, in MiB. */
-export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
+/** VmRSS (and its anonymous / file-backed parts) and VmHWM of a process, in MiB. */
+export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => {
     const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
     if (!m) throw new Error(`/proc/${pid}/status has no ${key}`);
     return Number(m[1]) / 1024;
   };
-  return { rssMiB: kb('VmRSS'), hwmMiB: kb('VmHWM') };
+  return { rssMiB: kb('VmRSS'), hwmMiB: kb('VmHWM'), anonMiB: kb('RssAnon'), fileMiB: kb('RssFile') + kb('RssShmem') };
 }
 
 /** GET over a unix socket, returning the body as text (for /metrics, which is not JSON). */

@@ -15,7 +15,7 @@ import { BadRequestError, InvalidConfigError, InvalidEnvError, NotAvailableError
 import type { Attachment } from '../core/ipam/attachment.js';
 import { parseIp } from '../core/ip/addr.js';
 import type { KernelFeatures } from '../core/dataplane/types.js';
-import type { AttachRequest, Attachments } from './attachments.js';
+import { type AttachRequest, type Attachments, netnsIdentity } from './attachments.js';
 import type { CniHandler } from './api.js';
 import type { IpamService } from './ipam-service.js';
 import type { Logger } from './logger.js';
@@ -133,6 +133,11 @@ export class CniService implements CniHandler {
     if (!p.env.netns) throw new InvalidEnvError('CNI_NETNS is required for ADD');
     const req = this.attachRequest(p);
     if (req.mode !== 'ipam') {
+      // libcni's ErrInvalidNetNS: the container end, its address and its default route would land on the host itself.
+      const own = netnsIdentity('/proc/self/ns/net');
+      if (own !== undefined && netnsIdentity(p.env.netns) === own) {
+        throw new InvalidEnvError(`CNI_NETNS "${p.env.netns}" is the weft router's own network namespace, not a container's`, { hint: 'the runtime must pass the container\'s netns' });
+      }
       const f = this.features();
       if (req.mode === 'macvlan' && f && !f.macvlan) throw new NotAvailableError('this kernel has no macvlan support (module macvlan missing)');
       if (req.mode === 'bridge' && f && (!f.bridge || !f.veth)) throw new NotAvailableError('this kernel lacks bridge or veth support');

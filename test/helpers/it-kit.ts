@@ -117,13 +117,13 @@ export function cniOk(o: CniOutcome): Record<string, unknown> | undefined {
 
 /**
  * A failed (or deleted) attachment left nothing: no host veth end for it in
- * the router's netns, no allocation and no attachment with its container ID.
+ * the router's netns, no allocation and no attachment of that container interface.
  */
 export async function assertNothingLeft(r: TestRouter, containerId: string, ifname = 'eth0'): Promise<void> {
   const [links, ips, atts] = await Promise.all([linkNames(r.host), ipList(r), ps(r)]);
   assert.ok(!links.includes(hostIfnameFor(containerId, ifname)), `host veth of ${containerId}/${ifname} left behind`);
-  assert.deepEqual(ips.allocations.filter((a) => a.containerId === containerId), [], `allocation of ${containerId} left behind`);
-  assert.deepEqual(atts.filter((a) => a.containerId === containerId), [], `attachment of ${containerId} left behind`);
+  assert.deepEqual(ips.allocations.filter((a) => a.containerId === containerId && a.ifname === ifname), [], `allocation of ${containerId}/${ifname} left behind`);
+  assert.deepEqual(atts.filter((a) => a.containerId === containerId && a.ifname === ifname), [], `attachment of ${containerId}/${ifname} left behind`);
 }
 
 /** The allocations of one container, from `weft ip list -o json`. */

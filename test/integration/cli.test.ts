@@ -103,6 +103,7 @@ describe('weft CLI on a real router', { skip }, () => {
   });
 
   test('bad arguments exit 2 with a helpful message', async () => {
+    const scratch = kit.world.tempDir('weft-cli');
     const cases: [string[], string, string?][] = [
       [['nosuch'], 'unknown command "nosuch"'],
       [['subnet', 'frobnicate'], 'unknown command "frobnicate"', 'weft subnet'],
@@ -116,11 +117,12 @@ describe('weft CLI on a real router', { skip }, () => {
       [['ps', '--frob'], 'Unknown option `--frob`'],
       [['ps', '-o', 'yaml'], 'unknown output format "yaml": use -o json or -o table'],
       [['subnet', 'list', '-o', 'xml'], 'unknown output format "xml": use -o json or -o table', 'weft subnet'],
-      [['launch', '--mtu', '10'], '--mtu must be between 576 and 65535'],
-      [['launch', '--ipalloc-range', '10.0.0.1/8'], '--ipalloc-range "10.0.0.1/8" is not a prefix like 10.32.0.0/12'],
+      // (a temp --data-dir, should a regression ever let these start a router)
+      [['launch', '--data-dir', scratch, '--mtu', '10'], '--mtu must be between 576 and 65535'],
+      [['launch', '--data-dir', scratch, '--ipalloc-range', '10.0.0.1/8'], '--ipalloc-range "10.0.0.1/8" is not a prefix like 10.32.0.0/12'],
     ];
     const runs = await limited(cases, ([args]) => weft(...args));
-    for (const [i, [args, message, group]] of cases.entries()) usageError(runs[i]!, message, group);
+    for (const [i, [, message, group]] of cases.entries()) usageError(runs[i]!, message, group);
     // Checked before the router is asked: the same answer when no router is there.
     usageError(await bare('ps', '-o', 'yaml', '--socket', '/run/weft-no-such-router.sock'), 'unknown output format "yaml": use -o json or -o table');
     usageError(await bare('version', '-o', 'yaml'), 'unknown output format "yaml": use -o json or -o table');

@@ -157,6 +157,17 @@ describe('CNI errors on a real router', { skip }, () => {
     }
   });
 
+  test('CNI_NETNS naming the router\'s own (host) netns is code 4: nothing lands on the host', async () => {
+    const linksBefore = await linkNames(kit.host);
+    const routesBefore = await execOk('ip', ['-j', 'route', 'show', 'table', 'all'], { netns: kit.host.name });
+    for (const p of [kit.host.path, `/proc/${kit.router.pid}/ns/net`]) {
+      const e = await addFails(4, weftConf(), { netns: p });
+      assert.equal(e.msg, `CNI_NETNS "${p}" is the weft router's own network namespace, not a container's`);
+    }
+    assert.deepEqual(await linkNames(kit.host), linksBefore);
+    assert.equal(await execOk('ip', ['-j', 'route', 'show', 'table', 'all'], { netns: kit.host.name }), routesBefore);
+  });
+
   test('an ifname that already exists in the container: error, nothing left, the existing interface untouched', async () => {
     const ns = await kit.world.netns('x');
     // (no dummy driver on every test kernel: a veth pair stands in for the runtime's own interface)

@@ -52,6 +52,8 @@ describe('CNI verbs on a real router', { skip }, () => {
 
   const configs: { label: string; config: Record<string, unknown>; version: string }[] = [
     ...VERSIONS.map((v) => ({ label: `cniVersion ${v}`, config: weftConf({}, v), version: v })),
+    // 0.3.0 results have the 0.3.1 shape (0.3.1 only fixed the spec text).
+    { label: 'cniVersion 0.3.0', config: weftConf({}, '0.3.0'), version: '0.3.0' },
     { label: 'cniVersions list (highest supported wins)', config: { name: 'weft', type: 'weft', cniVersions: ['0.3.1', '1.0.0', '1.1.0'] }, version: '1.1.0' },
     { label: 'cniVersions list with versions weft does not know', config: { name: 'weft', type: 'weft', cniVersions: ['0.4.0', '1.0.0', '2.0.0'] }, version: '1.0.0' },
   ];
@@ -87,7 +89,7 @@ describe('CNI verbs on a real router', { skip }, () => {
 
       // CHECK exists from 0.4.0 on.
       const check = await kit.router.cni({ ...call, command: 'CHECK' }, { ...config, prevResult: result });
-      if (is0x(version) && version !== '0.4.0') {
+      if (version === '0.3.0' || version === '0.3.1') {
         const e = cniError(check, 1);
         assert.equal(e.msg, `config version "${version}" does not allow CHECK: CHECK needs cniVersion 0.4.0 or later`);
       } else {
@@ -96,7 +98,7 @@ describe('CNI verbs on a real router', { skip }, () => {
 
       // DEL, twice: both succeed and print nothing.
       for (let i = 0; i < 2; i++) {
-        const del = await kit.router.cni({ ...call, command: 'DEL' }, { ...config, ...(is0x(version) && version !== '0.4.0' ? {} : { prevResult: result }) });
+        const del = await kit.router.cni({ ...call, command: 'DEL' }, { ...config, ...(version === '0.3.0' || version === '0.3.1' ? {} : { prevResult: result }) });
         assert.equal(cniOk(del), undefined);
         assert.equal(del.stdout, '');
       }
@@ -115,6 +117,21 @@ describe('CNI verbs on a real router', { skip }, () => {
     assert.deepEqual({ ab, ba, agw, bgw }, { ab: true, ba: true, agw: true, bgw: true });
     for (const c of [a, b]) cniOk(await kit.router.cni({ ...c.call, command: 'DEL' }, conf));
     assert.equal(await ping(a.ns.name, ipB), false, 'no connectivity after DEL');
+  });
+
+  test('a retried ADD gets the same result; the same container/ifname from another netns is refused', async () => {
+    const conf = weftConf();
+    const { ns, id, call, result } = await add(conf, 'retry');
+    assert.deepEqual(cniOk(await kit.router.cni(call, conf)), result);
+    assert.equal((await allocationsOf(kit.router, id)).length, 1, 'no second address');
+    const other = await kit.world.netns('c');
+    const e = cniError(await kit.router.cni({ ...call, netns: other.path }, conf), 105);
+    assert.equal(e.msg, `container ${id} already has interface eth0 attached (network "weft")`);
+    assert.equal(e.details, 'hint: the runtime must DEL before it ADDs the same interface again');
+    assert.deepEqual(await linkNames(other), ['lo']);
+    assert.deepEqual(await addrs(ns, 'eth0'), [(result['ips'] as { address: string }[])[0]!.address], 'the first attachment is untouched');
+    cniOk(await kit.router.cni({ ...call, command: 'DEL' }, conf));
+    await assertNothingLeft(kit.router, id);
   });
 
   test('CHECK fails with a clear error once someone removed the address in the container', async () => {

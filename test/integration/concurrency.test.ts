@@ -5,6 +5,8 @@
  * `weft launch` inside a host netns of the test's World.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { ping } from '../helpers/exec.js';
@@ -73,6 +75,36 @@ describe('concurrent CNI calls against a real router', { skip }, () => {
     for (let i = 0; i < N; i++) assert.deepEqual(leftInside[i], ['lo'], `container ${i} is back to lo only`);
 
     console.log(`# 64 parallel ADDs: ${addMs.toFixed(0)} ms; 64 pings: ${pingMs.toFixed(0)} ms; 64 parallel DELs: ${delMs.toFixed(0)} ms`);
+    for (const c of conts) await world.deleteNetns(c);
+  });
+
+  test('parallel ADDs on a new network, half of them failing after the bridge step: the others keep the bridge and work, the failures leave nothing', async () => {
+    // The failing ADDs roll back their share of the bridge while the others are still using it.
+    await router.api().post('/v1/subnets', { name: 'mixed', cidr: '10.79.0.0/24' });
+    const conf = weftConf({ name: 'mixednet', subnet: 'mixed' });
+    const N = 16;
+    const notNs = join(world.tempDir('cc-notns'), 'netns');
+    writeFileSync(notNs, '');
+    const conts = await pooled(Array.from({ length: N }, (_, i) => i), 8, () => world.netns('m'));
+    const good = (i: number): boolean => i % 2 === 0;
+    const call = (i: number, command: 'ADD' | 'DEL') => router.cni({ command, containerId: `mixed-${i}`, netns: good(i) ? conts[i]!.path : notNs, ifname: 'eth0', args: args(i, 'm') }, conf);
+    const res = await parallel(N, (i) => call(i, 'ADD'));
+    for (let i = 0; i < N; i++) {
+      if (good(i)) assert.equal(res[i]!.code, 0, `ADD ${i}: ${res[i]!.stdout}`);
+      else assert.equal(cniCode(res[i]!.json), 4, `ADD ${i} fails with code 4: ${res[i]!.stdout}`);
+    }
+    const atts = await attachments(router);
+    assert.deepEqual(atts.map((a) => a.containerId).sort(), Array.from({ length: N }, (_, i) => i).filter(good).map((i) => `mixed-${i}`).sort());
+    assert.equal((await ipList(router, 'mixed')).allocations.length, N / 2);
+    assert.equal((await hostVeths(host.name)).length, N / 2);
+    const bridge = atts[0]!.bridge!;
+    assert.deepEqual(await globalAddrs(host.name, bridge), ['10.79.0.1/24'], 'the bridge is there with its gateway');
+    const pings = await parallel(N / 2, (k) => ping(conts[2 * k]!.name, '10.79.0.1', { waitS: 2 }));
+    assert.ok(pings.every(Boolean), `every successful container reaches the gateway: ${pings.join(',')}`);
+    const dels = await parallel(N, (i) => call(i, 'DEL'));
+    assert.ok(dels.every((r) => r.code === 0), dels.map((r) => r.stdout).join(''));
+    assert.deepEqual(await hostVeths(host.name), []);
+    assert.deepEqual((await ipList(router, 'mixed')).allocations, []);
     for (const c of conts) await world.deleteNetns(c);
   });
 

@@ -89,6 +89,22 @@ describe('macvlan mode on a real router', { skip }, () => {
     assert.equal(st.msg, 'macvlan master interface nosuch0 does not exist');
   });
 
+  test('an ifname that exists in the container, or the host netns as CNI_NETNS: refused, nothing touched', async () => {
+    const ns = await kit.world.netns('x');
+    await execOk('ip', ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'own-peer'], { netns: ns.name });
+    const before = await linkInfo(ns, 'eth0');
+    const call: CniCall & { containerId: string } = { command: 'ADD', containerId: cid('mv'), netns: ns.path, ifname: 'eth0', args: 'K8S_POD_NAME=mv-x' };
+    assert.equal(cniError(await kit.router.cni(call, conf), 106).msg, `interface "eth0" already exists in ${ns.path}`);
+    cniOk(await kit.router.cni({ ...call, command: 'DEL' }, conf));
+    assert.deepEqual(await linkInfo(ns, 'eth0'), before, 'the runtime\'s own eth0 survives ADD and DEL');
+    await assertNothingLeft(kit.router, call.containerId);
+    const hostLinks = await linkNames(kit.host);
+    const own = cniError(await kit.router.cni({ ...call, netns: kit.host.path }, conf), 4);
+    assert.equal(own.msg, `CNI_NETNS "${kit.host.path}" is the weft router's own network namespace, not a container's`);
+    assert.deepEqual(await linkNames(kit.host), hostLinks);
+    await assertNothingLeft(kit.router, call.containerId);
+  });
+
   test('macvlan configuration errors', async () => {
     const call: CniCall & { containerId: string } = { command: 'ADD', containerId: cid('mv'), netns: victim.path, ifname: 'eth0', args: 'K8S_POD_NAME=mv-cfg' };
     const { master: _m, ...noMaster } = conf;

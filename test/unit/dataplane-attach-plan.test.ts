@@ -36,9 +36,9 @@ test('veth: container side addresses, alias, up, lo, then routes', () => {
     'link set dev eth0 alias weft:wv0123456789abc',
     'link set dev eth0 up',
     'link set dev lo up',
-    'route add 0.0.0.0/0 via 10.32.0.1 dev eth0',
-    'route add ::/0 via fd00::1 dev eth0',
-    'route add 192.168.0.0/16 via 10.32.0.254 dev eth0',
+    'route append 0.0.0.0/0 via 10.32.0.1 dev eth0',
+    'route append ::/0 via fd00::1 dev eth0',
+    'route append 192.168.0.0/16 via 10.32.0.254 dev eth0',
   ]);
 });
 
@@ -47,7 +47,7 @@ test('veth without mac/hairpin/gateways', () => {
   assert.equal(p.host[0], 'link add name wv0123456789abc mtu 1450 type veth peer name eth0 mtu 1450 netns /proc/1234/ns/net');
   assert.equal(p.host.length, 4);
   assert.equal(p.host[2], 'link set dev wv0123456789abc alias weft-port:weft');
-  assert.deepEqual(p.container.slice(-1), ['route add 10.0.0.0/8 dev eth0']);
+  assert.deepEqual(p.container.slice(-1), ['route append 10.0.0.0/8 dev eth0']);
 });
 
 test('resolveRoutes: gw per family, canonical prefixes, duplicates', () => {
@@ -92,7 +92,7 @@ test('macvlan: one host line creating the link in the netns, container side as f
     'link set dev net1 alias weft:macvlan',
     'link set dev net1 up',
     'link set dev lo up',
-    'route add 0.0.0.0/0 via 192.168.5.1 dev net1',
+    'route append 0.0.0.0/0 via 192.168.5.1 dev net1',
   ]);
   assert.equal(planMacvlanAttach({ ...mv, mac: '02:00:00:00:00:09', mode: 'vepa' }).host[0], 'link add link eth1 name net1 mtu 1500 address 02:00:00:00:00:09 netns /run/netns/c1 type macvlan mode vepa');
   assert.throws(() => planMacvlanAttach({ ...mv, mode: 'bogus' as 'bridge' }), InvalidConfigError);

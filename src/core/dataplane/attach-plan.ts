@@ -85,8 +85,10 @@ export function planContainerSide(args: { ifname: string; alias: string; address
   lines.push(`link set dev ${args.ifname} up`);
   lines.push('link set dev lo up');
   // Routes come after the link is up: the kernel refuses a gateway route over a down link.
+  // `append`, not `add`: a container on two networks gets a default route from each,
+  // and the second must not fail with EEXIST (the first one stays preferred).
   for (const r of resolveRoutes(args.routes, args.gateways)) {
-    lines.push(`route add ${r.dst}${r.via !== undefined ? ` via ${r.via}` : ''} dev ${args.ifname}`);
+    lines.push(`route append ${r.dst}${r.via !== undefined ? ` via ${r.via}` : ''} dev ${args.ifname}`);
   }
   return lines;
 }

@@ -54,6 +54,8 @@ export class LeaseTracker {
   readonly maxGapMs: number;
   private readonly seen = new Map<PeerId, Seen>();
   private lastNow: number;
+  /** The ring last taken in: the same (immutable) ring again holds no new heartbeat. */
+  private lastRing: Ring | undefined;
 
   constructor(cfg: LeaseConfig, now: number) {
     const ok = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n > 0;
@@ -74,6 +76,8 @@ export class LeaseTracker {
   /** Takes in the heartbeats of a ring (call on every tick and after every merge). */
   observe(ring: Ring, now: number): void {
     this.clock(now);
+    if (ring === this.lastRing) return;
+    this.lastRing = ring;
     for (const [id, rec] of ring.peers) {
       if (rec.retired) { this.seen.delete(id); continue; }
       const s = this.seen.get(id);

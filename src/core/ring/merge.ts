@@ -33,37 +33,47 @@ export function merge(a: Ring, b: Ring): Ring {
   const g = compareGenesis(a.genesis, b.genesis);
   if (g !== 0) return g < 0 ? a : b;
 
-  // Tokens: a linear merge of two sorted lists.
-  const entries: Entry[] = [];
+  // Tokens: a linear merge of two sorted lists (skipped when both share one list, as rings that differ only in heartbeats do).
+  let entries: readonly Entry[] = a.entries;
   let aAdds = false; // a contributes something b lacks
   let bAdds = false;
-  let i = 0;
-  let j = 0;
-  const ea = a.entries;
-  const eb = b.entries;
-  while (i < ea.length || j < eb.length) {
-    const x = ea[i];
-    const y = eb[j];
-    if (x && (!y || x.start < y.start)) { entries.push(x); aAdds = true; i++; continue; }
-    if (y && (!x || y.start < x.start)) { entries.push(y); bAdds = true; j++; continue; }
-    const c = compareEntries(x!, y!);
-    if (c > 0) { entries.push(x!); aAdds = true; } else if (c < 0) { entries.push(y!); bAdds = true; } else entries.push(x!);
-    i++; j++;
+  if (a.entries !== b.entries) {
+    const out: Entry[] = [];
+    let i = 0;
+    let j = 0;
+    const ea = a.entries;
+    const eb = b.entries;
+    while (i < ea.length || j < eb.length) {
+      const x = ea[i];
+      const y = eb[j];
+      if (x && (!y || x.start < y.start)) { out.push(x); aAdds = true; i++; continue; }
+      if (y && (!x || y.start < x.start)) { out.push(y); bAdds = true; j++; continue; }
+      const c = x === y ? 0 : compareEntries(x!, y!);
+      if (c > 0) { out.push(x!); aAdds = true; } else if (c < 0) { out.push(y!); bAdds = true; } else out.push(x!);
+      i++; j++;
+    }
+    entries = !bAdds ? a.entries : !aAdds ? b.entries : out;
   }
 
-  const peers = new Map<PeerId, PeerRecord>(a.peers);
-  for (const [id, rb] of b.peers) {
-    const ra = peers.get(id);
-    if (!ra) { peers.set(id, rb); bAdds = true; continue; }
-    const joined = joinPeerRecords(ra, rb);
-    if (joined !== ra) { peers.set(id, joined); if (!samePeerRecord(joined, ra)) bAdds = true; }
-    if (joined !== rb && !samePeerRecord(joined, rb)) aAdds = true;
+  let peers: ReadonlyMap<PeerId, PeerRecord> = a.peers;
+  if (a.peers !== b.peers) {
+    const out = new Map<PeerId, PeerRecord>(a.peers);
+    let peersFromB = false;
+    for (const [id, rb] of b.peers) {
+      const ra = out.get(id);
+      if (!ra) { out.set(id, rb); bAdds = true; peersFromB = true; continue; }
+      if (ra === rb) continue;
+      const joined = joinPeerRecords(ra, rb);
+      if (joined !== ra) { out.set(id, joined); peersFromB = true; if (!samePeerRecord(joined, ra)) bAdds = true; }
+      if (joined !== rb && !samePeerRecord(joined, rb)) aAdds = true;
+    }
+    if (!aAdds && a.peers.size > b.peers.size) aAdds = true;
+    if (!aAdds) for (const id of a.peers.keys()) if (!b.peers.has(id)) { aAdds = true; break; }
+    if (peersFromB) peers = out;
   }
-  if (!aAdds && a.peers.size > b.peers.size) aAdds = true;
-  if (!aAdds) for (const id of a.peers.keys()) if (!b.peers.has(id)) { aAdds = true; break; }
 
   const votes = new Map<PeerId, Map<PeerId, number>>();
-  for (const src of [a.votes, b.votes]) {
+  for (const src of a.votes === b.votes ? [a.votes] : [a.votes, b.votes]) {
     for (const [suspect, byVoter] of src) {
       let m = votes.get(suspect);
       if (!m) { m = new Map(); votes.set(suspect, m); }

@@ -32,6 +32,7 @@ export function withParts(ring: Ring, parts: { entries?: readonly Entry[]; peers
 
 /** Keeps a vote only while it still says something: suspect live and not heartbeated since, voter live. */
 export function normalizeVotes(peers: ReadonlyMap<PeerId, PeerRecord>, votes: Votes): Votes {
+  if (votes.size === 0) return votes;
   let out: Map<PeerId, ReadonlyMap<PeerId, number>> | undefined;
   for (const [suspect, byVoter] of votes) {
     const s = peers.get(suspect);

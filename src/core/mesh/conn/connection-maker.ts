@@ -41,6 +41,9 @@ export interface Target {
  */
 export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
+  /** nextDeadline is asked after every input; recomputed only after something changed. */
+  private cachedNext: number | undefined;
+  private dirty = true;
 
   constructor(private readonly cfg: BackoffConfig, private readonly random: () => number) {}
 
@@ -54,6 +57,7 @@ export class ConnectionMaker {
 
   /** Adds (or promotes to explicit) a target, to be dialed at once. */
   addExplicit(address: string, now: number): void {
+    this.dirty = true;
     const t = this.targets.get(address);
     if (t) {
       t.kind = 'explicit';
@@ -69,16 +73,19 @@ export class ConnectionMaker {
       if (t.peer === undefined) t.peer = peer;
       return;
     }
+    this.dirty = true;
     this.targets.set(address, fresh(address, 'discovered', peer, now));
   }
 
   /** `weft forget`, or a discovered peer that left the topology. */
   remove(address: string): boolean {
+    this.dirty = true;
     return this.targets.delete(address);
   }
 
   /** Drops discovered targets of peers no longer in the topology. */
   pruneDiscovered(known: (peer: PeerId) => boolean): void {
+    this.dirty = true;
     for (const [a, t] of this.targets) if (t.kind === 'discovered' && t.peer !== undefined && !known(t.peer)) this.targets.delete(a);
   }
 
@@ -88,6 +95,8 @@ export class ConnectionMaker {
    */
   due(now: number, isConnected: (peer: PeerId) => boolean, mayDialDiscovered: () => boolean): string[] {
     const out: string[] = [];
+    if (this.nextDeadline() === undefined || this.nextDeadline()! > now) return out;
+    this.dirty = true;
     for (const t of this.targets.values()) {
       if (t.state !== 'waiting' || t.nextAttemptAt > now) continue;
       if (t.peer !== undefined && isConnected(t.peer)) {
@@ -107,6 +116,7 @@ export class ConnectionMaker {
 
   /** The dial or the handshake failed before the connection was established. */
   failed(address: string, now: number, reason: string, code?: number): void {
+    this.dirty = true;
     const t = this.targets.get(address);
     if (!t) return;
     if (code === CloseCode.Self) {
@@ -121,6 +131,7 @@ export class ConnectionMaker {
   }
 
   connected(address: string, peer: PeerId, now: number): void {
+    this.dirty = true;
     const t = this.targets.get(address);
     if (!t) return;
     t.state = 'connected';
@@ -135,6 +146,7 @@ export class ConnectionMaker {
    * dying right after the handshake keeps backing off.
    */
   disconnected(address: string, now: number, reason: string): void {
+    this.dirty = true;
     const t = this.targets.get(address);
     if (!t || t.state !== 'connected') return;
     if (t.connectedAt !== undefined && now - t.connectedAt >= this.cfg.resetAfterMs) t.failures = 0;
@@ -147,6 +159,7 @@ export class ConnectionMaker {
 
   /** The last connection to `peer` ended: targets that were skipped because of it become due. */
   peerDisconnected(peer: PeerId, now: number): void {
+    this.dirty = true;
     for (const t of this.targets.values()) {
       if (t.state === 'satisfied' && t.peer === peer) {
         t.state = 'waiting';
@@ -156,10 +169,13 @@ export class ConnectionMaker {
   }
 
   nextDeadline(): number | undefined {
+    if (!this.dirty) return this.cachedNext;
     let next: number | undefined;
     for (const t of this.targets.values()) {
       if (t.state === 'waiting' && (next === undefined || t.nextAttemptAt < next)) next = t.nextAttemptAt;
     }
+    this.cachedNext = next;
+    this.dirty = false;
     return next;
   }
 }

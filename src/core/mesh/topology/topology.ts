@@ -59,6 +59,9 @@ export class Topology {
   /** A version of ourselves seen elsewhere that our next version must exceed. */
   private floor = 0;
   private gen = 0;
+  /** nextGarbageAt is asked after every input; recomputed only when the unreachable or tombstone sets changed. */
+  private gcDirty = true;
+  private gcNext: number | undefined;
   private hashA = 0;
   private hashB = 0;
 
@@ -119,6 +122,7 @@ export class Topology {
     this.hashB = (this.hashB - b) >>> 0;
     this.entries.delete(peer);
     this.unreachable.delete(peer);
+    this.gcDirty = true;
     this.gen++;
   }
 
@@ -163,7 +167,10 @@ export class Topology {
       if (tomb && e.version <= tomb.version) continue;
       const cur = this.entries.get(e.peer);
       if (cur && cur.version >= e.version) continue;
-      this.tombstones.delete(e.peer);
+      if (tomb) {
+        this.tombstones.delete(e.peer);
+        this.gcDirty = true;
+      }
       this.put(e);
       changed.push(e);
     }
@@ -172,6 +179,21 @@ export class Topology {
       for (const c of e.connections) if (c !== this.self && !this.entries.has(c) && !this.tombstones.has(c)) unknown.add(c);
     }
     return { changed, unknown: [...unknown] };
+  }
+
+  /**
+   * A digest says someone holds version `v` of our entry. If that is not
+   * below ours, we are the one who forgot (restart, clock jump): our next
+   * version must exceed it. Returns true when a republication is needed.
+   */
+  noteOwnVersionSeen(v: number): boolean {
+    // Equal is normally our current entry. (A different entry under the same
+    // number needs a clock that went back to the very millisecond; our next
+    // connection change repairs even that.)
+    if (v <= this.local.version) return false;
+    this.floor = Math.max(this.floor, v);
+    this.dirty = true;
+    return true;
   }
 
   /** (peer, version) for every entry: what a TOPOLOGY_REQUEST carries. */
@@ -214,6 +236,7 @@ export class Topology {
         changed = true;
       }
     }
+    if (changed) this.gcDirty = true;
     return changed;
   }
 
@@ -231,21 +254,29 @@ export class Topology {
       this.drop(peer);
       removed.push(peer);
     }
-    for (const [peer, t] of this.tombstones) if (t.until <= now) this.tombstones.delete(peer);
+    for (const [peer, t] of this.tombstones) {
+      if (t.until <= now) {
+        this.tombstones.delete(peer);
+        this.gcDirty = true;
+      }
+    }
     return removed;
   }
 
   /** The earliest time `collectGarbage` has work. */
   nextGarbageAt(removeAfterMs: number): number | undefined {
+    if (!this.gcDirty) return this.gcNext;
     let next: number | undefined;
     for (const since of this.unreachable.values()) if (next === undefined || since + removeAfterMs < next) next = since + removeAfterMs;
     for (const t of this.tombstones.values()) if (next === undefined || t.until < next) next = t.until;
+    this.gcNext = next;
+    this.gcDirty = false;
     return next;
   }
 
   /** A direct handshake proves the peer is alive whatever we remembered: lift its tombstone. */
   forgiveTombstone(peer: PeerId): void {
-    this.tombstones.delete(peer);
+    if (this.tombstones.delete(peer)) this.gcDirty = true;
   }
 
   isTombstoned(peer: PeerId): boolean {
