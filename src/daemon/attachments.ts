@@ -15,7 +15,7 @@ import type { Store } from '../adapters/store/store.js';
 import type { CniDns, CniInterface, CniResult, CniRoute, IpamResult } from '../core/cni/result.js';
 import type { DataPlane } from '../core/dataplane/types.js';
 import { bridgeNameFor, hostIfnameFor } from '../core/dataplane/names.js';
-import { CheckFailedError, ConflictError, InvalidEnvError, TryAgainError, UnknownContainerError, AddressUnavailableError, toWeftError } from '../core/errors.js';
+import { NotFoundError, CheckFailedError, ConflictError, InvalidEnvError, TryAgainError, UnknownContainerError, AddressUnavailableError, toWeftError } from '../core/errors.js';
 import type { Attachment, AttachmentIp, PortMappingRecord } from '../core/ipam/attachment.js';
 import { type Identity, identityKey } from '../core/ipam/model.js';
 import { formatIp, tryParseIp } from '../core/ip/addr.js';
@@ -180,11 +180,21 @@ export class Attachments {
         kernelTouched = true;
         // Start-up only enabled forwarding for the families that had subnets then; a later v6 subnet needs it too.
         await this.host.enableForwarding(subnets.map((s) => parseCidr(s.cidr).family));
-        const { mac: bridgeMac } = await this.host.ensureBridge(bridge!);
-        const res = await this.dp.attachVeth({
+        let { mac: bridgeMac } = await this.host.ensureBridge(bridge!);
+        const veth = {
           netns: req.netns!, ifname: req.ifname, hostIfname: att.hostIfname!, bridge: bridge!, mtu: att.mtu!,
           ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes: routes.map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) })), hairpin: req.hairpin,
-        });
+        };
+        let res;
+        try {
+          res = await this.dp.attachVeth(veth);
+        } catch (e) {
+          // The bridge was ensured from memory; if it vanished since, ensure it for real and try once more.
+          if (!(e instanceof NotFoundError)) throw e;
+          this.host.forgetBridge(bridge!);
+          bridgeMac = (await this.host.ensureBridge(bridge!)).mac;
+          res = await this.dp.attachVeth(veth);
+        }
         const ifaces: CniInterface[] = [
           { name: bridge!, mac: bridgeMac },
           { name: att.hostIfname!, ...(res.hostMac ? { mac: res.hostMac } : {}) },
@@ -201,7 +211,9 @@ export class Attachments {
       }
       const mac = outcome.kind === 'main' ? outcome.result.interfaces.find((i) => i.sandbox)?.mac : undefined;
       this.store.write((tx) => tx.putAttachment({ ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> }));
-      if (att.ipMasq || att.portMappings.length) await this.host.syncNat();
+      // The NAT table changes only when a subnet starts being masqueraded or a port is published.
+      const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
+      if (masqChanged || att.portMappings.length) await this.host.syncNat();
       return outcome;
     } catch (e) {
       await this.undo(att, allocated, bound, kernelTouched);
@@ -261,7 +273,9 @@ export class Attachments {
       tx.deleteAttachment(att.containerId, att.ifname);
       return { released, held };
     });
-    if (att.ipMasq || att.portMappings.length) await this.host.syncNat();
+    const cidrs = this.store.read((tx) => att.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c));
+    const masqChanged = att.ipMasq && att.state === 'ready' && this.host.masqueradeChanged(cidrs, -1);
+    if (masqChanged || att.portMappings.length) await this.host.syncNat();
     return out;
   }
 

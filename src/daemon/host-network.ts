@@ -5,7 +5,7 @@
  * diffs and applies it idempotently.
  */
 import type { Store, StoreTx } from '../adapters/store/store.js';
-import type { DataPlane } from '../core/dataplane/types.js';
+import type { BridgeSpec, DataPlane } from '../core/dataplane/types.js';
 import { ConflictError } from '../core/errors.js';
 import type { Subnet } from '../core/ipam/model.js';
 import { type SubnetBinding, desiredBridges, desiredNat, natIsEmpty } from '../core/plan/desired.js';
@@ -27,6 +27,15 @@ export class HostNetwork {
   private natDirty = false;
   private natApplied = false;
   private readonly forwarding = new Set<4 | 6>();
+  /**
+   * Bridges ensured by this process, with the spec they were ensured to: an
+   * ADD on an unchanged bridge costs no kernel read. A bridge deleted behind
+   * our back shows up as a failed attach (which forgets the entry and
+   * retries) or is repaired by the periodic reconcile.
+   */
+  private readonly ensured = new Map<string, { key: string; mac: string }>();
+  /** Ready attachments masquerading each source CIDR; built from the store on first use. */
+  private masqUsers?: Map<string, number>;
 
   constructor(private readonly store: Store, private readonly dp: DataPlane, private readonly log: Logger, private readonly mtu: number) {}
 
@@ -81,11 +90,12 @@ export class HostNetwork {
   async settleBridge(name: string): Promise<void> {
     await this.bridgeLock.run(name, async () => {
       if (this.unbindIfUnused(name)) {
+        this.ensured.delete(name);
         await this.dp.removeBridge(name);
         return;
       }
       const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
-      if (spec) await this.dp.ensureBridge(spec);
+      if (spec) await this.ensureSpec(spec);
     });
   }
 
@@ -102,8 +112,53 @@ export class HostNetwork {
     return this.bridgeLock.run(name, async () => {
       const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
       if (!spec) throw new ConflictError(`internal: no subnet is bound to bridge ${name}`);
-      return this.dp.ensureBridge(spec);
+      const key = JSON.stringify(spec);
+      const known = this.ensured.get(name);
+      if (known?.key === key) return { mac: known.mac };
+      return this.ensureSpec(spec);
     });
+  }
+
+  /** Applies a bridge spec (a kernel read and, when needed, a write) and remembers it. Call under the bridge's lock. */
+  private async ensureSpec(spec: BridgeSpec): Promise<{ mac: string }> {
+    this.ensured.delete(spec.name);
+    const r = await this.dp.ensureBridge(spec);
+    this.ensured.set(spec.name, { key: JSON.stringify(spec), mac: r.mac });
+    return r;
+  }
+
+  /** The bridge is not what we remembered (an attach found it missing): the next ensureBridge reads the kernel. */
+  forgetBridge(name: string): void {
+    this.ensured.delete(name);
+  }
+
+  /**
+   * Counts ready attachments that masquerade `cidrs` up (+1, an ADD became
+   * ready) or down (-1, one was released). True when a CIDR started or stopped
+   * being masqueraded, i.e. when weft's nftables table must change.
+   */
+  masqueradeChanged(cidrs: readonly string[], delta: 1 | -1): boolean {
+    if (!this.masqUsers) {
+      const m = new Map<string, number>();
+      this.store.read((tx) => {
+        const subnets = this.subnetsMap(tx);
+        for (const a of tx.listAttachments()) {
+          if (a.state !== 'ready' || !a.ipMasq) continue;
+          for (const ip of a.ips) { const c = subnets.get(ip.subnet)?.cidr; if (c) m.set(c, (m.get(c) ?? 0) + 1); }
+        }
+      });
+      // The store already holds this attachment's new state; undo its share so the delta below applies once.
+      for (const c of cidrs) m.set(c, (m.get(c) ?? 0) - delta);
+      this.masqUsers = m;
+    }
+    let changed = false;
+    for (const c of cidrs) {
+      const before = this.masqUsers.get(c) ?? 0;
+      const after = Math.max(0, before + delta);
+      if ((before === 0) !== (after === 0)) changed = true;
+      if (after === 0) this.masqUsers.delete(c); else this.masqUsers.set(c, after);
+    }
+    return changed;
   }
 
   /** Every bridge the store wants, plus removal of weft bridges nothing uses any more. */
@@ -116,7 +171,8 @@ export class HostNetwork {
     });
     const ensured: string[] = [];
     for (const s of specs) {
-      await this.bridgeLock.run(s.name, () => this.dp.ensureBridge(s));
+      // Always read the kernel here: this is what repairs a bridge someone changed.
+      await this.bridgeLock.run(s.name, () => this.ensureSpec(s));
       ensured.push(s.name);
     }
     const removed: string[] = [];
@@ -125,6 +181,7 @@ export class HostNetwork {
       await this.bridgeLock.run(b.name, async () => {
         // Re-check under the lock: an ADD may have started using it meanwhile.
         if (!this.unbindIfUnused(b.name)) return;
+        this.ensured.delete(b.name);
         await this.dp.removeBridge(b.name);
         removed.push(b.name);
       });
