@@ -21,6 +21,7 @@
  *   BENCH_OUT=bench/results/latest.json
  *   CNI_REF_DIR=/usr/lib/cni
  */
+import { ROUTER_NODE_FLAGS } from '../src/cli/commands/launch.js';
 import { execFile } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -59,7 +60,7 @@ const cfg = {
   big: envBool('BENCH_BIG', true),
   bigN: envInt('BENCH_BIG_N', 1000),
   bigConc: envInt('BENCH_BIG_CONC', 8),
-  daemonNodeArgs: (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((x) => x !== ''),
+  daemonNodeArgs: process.env.BENCH_DAEMON_NODE_ARGS !== undefined ? process.env.BENCH_DAEMON_NODE_ARGS.split(' ').filter((x) => x !== '') : [...ROUTER_NODE_FLAGS],
   ipMasq: envBool('BENCH_IPMASQ', true),
   refDir: process.env.CNI_REF_DIR || '/usr/lib/cni',
   out: resolve(ROOT, process.env.BENCH_OUT || 'bench/results/latest.json'),
@@ -603,15 +604,22 @@ function targets(r: BenchResults): Target[] {
   return t;
 }
 
-let exiting = false;
-async function cleanupAndExit(code: number): Promise<never> {
-  if (!exiting) {
-    exiting = true;
+let cleaning: Promise<void> | undefined;
+
+/**
+ * Cleans up once and exits with the code of the first caller. Later callers
+ * (a phase failing because cleanup killed its runner) wait for the same
+ * cleanup instead of exiting under it.
+ */
+async function cleanupAndExit(code: number): Promise<void> {
+  if (cleaning) return cleaning;
+  cleaning = (async () => {
     progress('cleaning up namespaces, processes and temp dirs');
     killRunners();
     try { await world.cleanup(); } catch (e) { process.stderr.write(`cleanup: ${(e as Error).message}\n`); }
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return cleaning;
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { progress(`${sig}: aborting`); void cleanupAndExit(130); });
@@ -619,7 +627,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { prog
 main().then(
   () => cleanupAndExit(0),
   (e: unknown) => {
-    process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (!cleaning) process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     void cleanupAndExit(1);
   },
 );

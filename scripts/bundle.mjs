@@ -27,4 +27,6 @@ const result = await build({
 });
 await writeFile(join(root, 'dist', 'weft-cni.meta.json'), JSON.stringify(result.metafile, null, 2));
 await chmod(outfile, 0o755);
+// The weft CLI is run directly too (npm link, the README): make it executable.
+await chmod(new URL('../dist/src/bin/weft.js', import.meta.url), 0o755);
 console.log(`bundled ${outfile} (${Object.keys(result.metafile.inputs).length} inputs)`);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { ApiClient } from '../client/api-client.js';
 import type { Io } from '../cli/output.js';
 import { bundlePath } from '../cli/commands/install-cni.js';
+import { ROUTER_NODE_FLAGS } from '../cli/commands/launch.js';
 
 const STATE_DIR = '/run/weft-demo';
 const STATE = `${STATE_DIR}/state.json`;
@@ -65,7 +66,7 @@ export async function runDemo(io: Io): Promise<void> {
     io.out(`[2/4] launching the weft router inside ${state.host}`);
     const log = openSync(`${STATE_DIR}/weft.log`, 'a');
     const weftBin = new URL('../bin/weft.js', import.meta.url).pathname;
-    const child = spawn('nsenter', [`--net=/run/netns/${state.host}`, process.execPath, weftBin, 'launch', '--data-dir', state.dataDir, '--socket', state.socket, '--name', 'demo-host'], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn('nsenter', [`--net=/run/netns/${state.host}`, process.execPath, ...ROUTER_NODE_FLAGS, weftBin, 'launch', '--data-dir', state.dataDir, '--socket', state.socket, '--name', 'demo-host'], { detached: true, stdio: ['ignore', log, log] });
     child.unref();
     state.pid = child.pid;
     writeFileSync(STATE, JSON.stringify(state));

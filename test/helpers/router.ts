@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../../src/client/api-client.js';
+import { ROUTER_NODE_FLAGS } from '../../src/cli/commands/launch.js';
 import type { Netns, World } from './world.js';
 import { exec } from './exec.js';
 
@@ -66,7 +67,7 @@ export class TestRouter {
 
   /** Starts `weft launch` and waits until /v1/status says ready. */
   async start(): Promise<void> {
-    const args = [WEFT_BIN, 'launch', '--data-dir', this.dataDir, '--socket', this.socket, '--name', this.host.name, '--reconcile-interval', '0',
+    const args = [...ROUTER_NODE_FLAGS, WEFT_BIN, 'launch', '--data-dir', this.dataDir, '--socket', this.socket, '--name', this.host.name, '--reconcile-interval', '0',
       ...(this.opts.ipallocRange ? ['--ipalloc-range', this.opts.ipallocRange] : []), ...(this.opts.mtu ? ['--mtu', String(this.opts.mtu)] : []), ...(this.opts.extraArgs ?? [])];
     const child = this.world.spawnIn(this.host, process.execPath, args);
     this.child = child;

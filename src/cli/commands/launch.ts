@@ -11,6 +11,14 @@ import { UsageError } from '../output.js';
 export const DEFAULT_DATA_DIR = '/var/lib/weft';
 export const DEFAULT_RANGE = '10.32.0.0/12';
 export const DEFAULT_MTU = 1450;
+/**
+ * Node flags for the router process. V8's default young generation (16 MiB
+ * semi-spaces) is mostly slack for a daemon whose garbage is small and
+ * short-lived; 1 MiB keeps RSS ~20 MB lower at 1000 containers. V8 reads it
+ * only at start, so whoever starts `weft launch` passes it (the `weft`
+ * executable's shebang does).
+ */
+export const ROUTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 async function waitReady(socket: string, ms: number): Promise<boolean> {
   const api = new ApiClient(socket, 1000);
@@ -49,7 +57,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
         const logFile = `${dataDir}/weft.log`;
         const out = openSync(logFile, 'a');
         const args = process.argv.slice(1).filter((a) => a !== '--detach');
-        const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+        const child = spawn(process.execPath, [...ROUTER_NODE_FLAGS, ...args], { detached: true, stdio: ['ignore', out, out] });
         child.unref();
         if (!(await waitReady(socket, 30_000))) throw new Error(`the router did not become ready within 30 s; see ${logFile}`);
         ctx.io.out(`weft router started (pid ${child.pid}); logs in ${logFile}`);
