@@ -2,7 +2,8 @@
  * A cluster of up to 100 peers exchanging ring states over a seeded, lossy,
  * reordering, partitionable in-memory network, with random operations:
  * allocations that run out and ask for blocks, grants, heartbeats, crashes,
- * restarts with old state, permanent losses, automatic reclaims, rmpeer,
+ * restarts with old state, processes resumed after a pause (a jump of their
+ * clock), permanent losses, automatic reclaims, rmpeer,
  * reset, new peers joining, rejoining under a new id after being retired.
  *
  * After every step:
@@ -55,11 +56,13 @@ interface SimOpts {
   loss: number;
   allocRate: number;
   chaos: number;
+  /** ms between two gossip rounds of one peer (each to 2 random peers) */
+  gossipEvery: number;
 }
 
 const TICK = 100;
-const BEAT = 500;
-const LEASE = 3000;
+const BEAT = 1000;
+const LEASE = 4000;
 
 const canonCache = new WeakMap<Ring, string>();
 function canonOf(r: Ring): string {
@@ -68,9 +71,26 @@ function canonOf(r: Ring): string {
   return c;
 }
 
+const prints = new WeakMap<Ring, string>();
+/** A cheap summary that differs for almost all different rings (equal rings always match). */
+function fingerprint(r: Ring): string {
+  let f = prints.get(r);
+  if (f === undefined) {
+    let hb = 0;
+    let ver = 0;
+    let ret = 0;
+    for (const p of r.peers.values()) { hb += p.heartbeat; if (p.retired) ret++; }
+    for (const e of r.entries) ver += e.version;
+    f = `${r.entries.length}/${r.peers.size}/${r.votes.size}/${hb}/${ver}/${ret}`;
+    prints.set(r, f);
+  }
+  return f;
+}
+
 function simulate(o: SimOpts): { stats: Record<string, number> } {
+  const cpu0 = process.cpuUsage();
   const rand = prng(o.seed);
-  const stats: Record<string, number> = { merges: 0, grants: 0, asks: 0, reclaims: 0, rmpeers: 0, resets: 0, kills: 0, restarts: 0, rejoins: 0, disowned: 0, partitions: 0, crossCollisions: 0, allocs: 0 };
+  const stats: Record<string, number> = { merges: 0, grants: 0, asks: 0, reclaims: 0, rmpeers: 0, resets: 0, kills: 0, restarts: 0, rejoins: 0, disowned: 0, partitions: 0, transientDuplicates: 0, allocs: 0 };
   const name = (n: number, gen: number): PeerId => `h${String(n).padStart(3, '0')}${gen > 0 ? `.${gen}` : ''}`;
   const seedIds = Array.from({ length: o.seeds }, (_, i) => name(i, 0));
   const genesis = seedRing(o.range, seedIds);
@@ -173,8 +193,10 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
       const dead = hosts.filter((h) => !h.alive && !h.gone);
       if (dead.length > 0) {
         const h = pick(rand, dead);
-        // kill -9 and restart: same id, same ring and allocations on disk; judgement starts afresh.
-        h.alive = true; h.tracker = new LeaseTracker({ leaseTimeoutMs: LEASE }, now); stats.restarts!++;
+        // kill -9 and restart (same id, ring and allocations from disk, judgement starts afresh), or a
+        // SIGSTOP/suspend that ends: the same process resumes and its tracker sees the jump of its clock.
+        h.alive = true; stats.restarts!++;
+        if (rand() < 0.5) h.tracker = new LeaseTracker({ leaseTimeoutMs: LEASE }, now);
       }
     } else if (r < 0.62 && hosts.length < o.hosts) {
       addHost(true);
@@ -248,7 +270,7 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
         h.ring = reportFree(h.ring, h.id, counts);
       }
       if (now >= h.nextGossip) {
-        h.nextGossip = now + 3 * TICK;
+        h.nextGossip = now + o.gossipEvery;
         const peers = hosts.filter((x) => x !== h && x.alive);
         for (let k = 0; k < 2 && peers.length > 0; k++) send(h, pick(rand, peers).n, { kind: 'ring', ring: h.ring });
       }
@@ -287,7 +309,7 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
     }
     for (const members of comps.values()) {
       const r0 = members[0]!.ring!;
-      const cheapSame = (r: Ring): boolean => r === r0 || (r.entries.length === r0.entries.length && r.peers.size === r0.peers.size && r.votes.size === r0.votes.size);
+      const cheapSame = (r: Ring): boolean => r === r0 || fingerprint(r) === fingerprint(r0);
       const converged = members.every((h) => cheapSame(h.ring!)) && members.every((h) => h.ring === r0 || canonOf(h.ring!) === canonOf(r0));
       if (!converged) continue;
       const holder = new Map<bigint, PeerId>();
@@ -298,11 +320,12 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
         }
       }
     }
-    // Across components, collisions are the price of a partition; count them.
-    if (tickNo % 20 === 0) {
+    // Outside converged components (across a partition, or before a restarted peer has heard it was
+    // reclaimed) an address can be held twice for a while; count it, the end state must have none.
+    if (tickNo % 30 === 0) {
       const all = new Map<bigint, number>();
       for (const h of hosts) if (h.alive) for (const x of h.allocs) all.set(x, (all.get(x) ?? 0) + 1);
-      for (const c of all.values()) if (c > 1) stats.crossCollisions!++;
+      for (const c of all.values()) if (c > 1) stats.transientDuplicates!++;
       const rings = hosts.filter((h) => h.alive && h.ring).map((h) => h.ring!);
       if (rings.length >= 3) {
         const [x, y, z] = [pick(rand, rings), pick(rand, rings), pick(rand, rings)];
@@ -315,12 +338,24 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
     }
   };
 
-  for (let i = 0; i < o.ticks; i++) step({ ops: true, beats: true });
+  for (let i = 0; i < o.ticks; i++) {
+    // Besides random ones, two scripted partitions per run: a clear majority/minority split, then an even one.
+    const first = Math.floor(o.ticks * 0.05);
+    const second = Math.floor(o.ticks * 0.75);
+    if (i === first || i === second) {
+      const even = i === second;
+      const sides = hosts.map(() => (rand() < (even ? 0.5 : 0.25) ? 1 : 0));
+      component = (n) => sides[n] ?? 0;
+      partitionUntil = now + LEASE * (even ? 1 : 1.8);
+      stats.partitions!++;
+    }
+    step({ ops: true, beats: true });
+  }
 
   // Heal, restart nothing, let leases run out and reclaims happen.
   component = () => 0;
   partitionUntil = -1;
-  for (let i = 0; i < (4 * LEASE) / TICK; i++) step({ ops: false, beats: true });
+  for (let i = 0; i < (2 * LEASE) / TICK; i++) step({ ops: false, beats: true });
   // Whatever could not be reclaimed automatically (too many lost at once for a quorum) an operator removes.
   const alive = hosts.filter((h) => h.alive && h.ring);
   const admin = alive[0]!;
@@ -342,23 +377,37 @@ function simulate(o: SimOpts): { stats: Record<string, number> } {
   for (const s of final.peers.keys()) if (!liveIds.has(s)) assert.deepEqual(ownedRanges(final, s), [], `seed ${o.seed}: dead ${s} still owns space`);
   const seen = new Set<bigint>();
   for (const h of alive) for (const x of h.allocs) { assert.ok(!seen.has(x), `seed ${o.seed}: ${x} allocated twice at the end`); seen.add(x); assert.ok(ownsAddr(h, x)); }
-  if (process.env.RING_SIM_DEBUG) console.log(JSON.stringify({ ...stats, entries: final.entries.length, peers: final.peers.size, now }));
+  if (process.env.RING_SIM_DEBUG) console.log(JSON.stringify({ ...stats, entries: final.entries.length, peers: final.peers.size, now, cpuMs: Math.round(process.cpuUsage(cpu0).user / 1000) }));
   return { stats };
 }
 
+const seen: Record<string, number> = {};
+function tally(stats: Record<string, number>): void {
+  for (const [k, v] of Object.entries(stats)) seen[k] = (seen[k] ?? 0) + v;
+}
+
 test('simulation: 100 peers, IPv4, seeds, loss, partitions, crashes, reclaims', () => {
-  const { stats } = simulate({ seed: 1, hosts: 100, initial: 90, range: parseCidr('10.32.0.0/16'), seeds: 60, block: 64n, ticks: 260, loss: 0.1, allocRate: 0.3, chaos: 0.25 });
-  assert.ok(stats.reclaims! > 0 && stats.grants! > 0 && stats.partitions! > 0 && stats.rejoins! > 0, JSON.stringify(stats));
+  const { stats } = simulate({ seed: 1, hosts: 100, initial: 95, range: parseCidr('10.32.0.0/16'), seeds: 60, block: 64n, ticks: 80, loss: 0.1, allocRate: 0.15, chaos: 0.6, gossipEvery: 6 * TICK });
+  tally(stats);
+  assert.ok(stats.reclaims! > 0 && stats.grants! > 0 && stats.partitions! > 0, JSON.stringify(stats));
 });
 
-for (const seed of [2, 3, 4, 5]) {
+for (const seed of [2, 3]) {
   test(`simulation: 24 peers on a small IPv4 range that runs out, heavy churn (seed ${seed})`, () => {
-    const { stats } = simulate({ seed, hosts: 24, initial: 12, range: parseCidr('10.1.0.0/22'), seeds: 5, block: 16n, ticks: 420, loss: 0.2, allocRate: 0.9, chaos: 0.15 });
+    const { stats } = simulate({ seed, hosts: 24, initial: 12, range: parseCidr('10.1.0.0/22'), seeds: 5, block: 16n, ticks: 360, loss: 0.2, allocRate: 0.9, chaos: 0.15, gossipEvery: 4 * TICK });
+    tally(stats);
     assert.ok(stats.grants! > 0 && stats.asks! > 0, JSON.stringify(stats));
   });
 }
 
 test('simulation: 30 peers, IPv6, observers joining later', () => {
-  const { stats } = simulate({ seed: 6, hosts: 30, initial: 20, range: parseCidr('fd00:77::/96'), seeds: 3, block: 64n, ticks: 300, loss: 0.15, allocRate: 0.5, chaos: 0.2 });
+  const { stats } = simulate({ seed: 6, hosts: 30, initial: 20, range: parseCidr('fd00:77::/96'), seeds: 3, block: 64n, ticks: 240, loss: 0.15, allocRate: 0.5, chaos: 0.2, gossipEvery: 4 * TICK });
+  tally(stats);
   assert.ok(stats.reclaims! + stats.rmpeers! > 0, JSON.stringify(stats));
+});
+
+test('simulation: the runs together exercised every kind of event', () => {
+  for (const k of ['grants', 'asks', 'reclaims', 'rmpeers', 'resets', 'kills', 'restarts', 'rejoins', 'disowned', 'partitions']) {
+    assert.ok((seen[k] ?? 0) > 0, `no ${k} in any run: ${JSON.stringify(seen)}`);
+  }
 });

@@ -57,34 +57,41 @@ export function merge(a: Ring, b: Ring): Ring {
 
   let peers: ReadonlyMap<PeerId, PeerRecord> = a.peers;
   if (a.peers !== b.peers) {
-    const out = new Map<PeerId, PeerRecord>(a.peers);
-    let peersFromB = false;
+    let out: Map<PeerId, PeerRecord> | undefined; // copy-on-write
+    let onlyInB = 0;
     for (const [id, rb] of b.peers) {
-      const ra = out.get(id);
-      if (!ra) { out.set(id, rb); bAdds = true; peersFromB = true; continue; }
+      const ra = a.peers.get(id);
       if (ra === rb) continue;
+      if (!ra) { (out ??= new Map(a.peers)).set(id, rb); bAdds = true; onlyInB++; continue; }
       const joined = joinPeerRecords(ra, rb);
-      if (joined !== ra) { out.set(id, joined); peersFromB = true; if (!samePeerRecord(joined, ra)) bAdds = true; }
+      if (joined !== ra) { (out ??= new Map(a.peers)).set(id, joined); if (!samePeerRecord(joined, ra)) bAdds = true; }
       if (joined !== rb && !samePeerRecord(joined, rb)) aAdds = true;
     }
-    if (!aAdds && a.peers.size > b.peers.size) aAdds = true;
-    if (!aAdds) for (const id of a.peers.keys()) if (!b.peers.has(id)) { aAdds = true; break; }
-    if (peersFromB) peers = out;
+    // a has a peer b lacks unless all of a's peers were among b's.
+    if (b.peers.size - onlyInB !== a.peers.size) aAdds = true;
+    if (out) peers = out;
   }
 
-  const votes = new Map<PeerId, Map<PeerId, number>>();
-  for (const src of a.votes === b.votes ? [a.votes] : [a.votes, b.votes]) {
-    for (const [suspect, byVoter] of src) {
-      let m = votes.get(suspect);
-      if (!m) { m = new Map(); votes.set(suspect, m); }
+  // Votes: copy-on-write union, highest heartbeat per (suspect, voter).
+  let votes: Map<PeerId, ReadonlyMap<PeerId, number>> | undefined;
+  if (a.votes !== b.votes) {
+    for (const [suspect, byVoter] of b.votes) {
+      const mine = a.votes.get(suspect);
+      if (mine === byVoter) continue;
+      let copy: Map<PeerId, number> | undefined;
       for (const [voter, hb] of byVoter) {
-        const cur = m.get(voter);
-        if (cur === undefined || hb > cur) m.set(voter, hb);
+        const have = mine?.get(voter);
+        if (have !== undefined && have >= hb) continue;
+        copy ??= new Map(mine ?? []);
+        copy.set(voter, hb);
       }
+      if (copy) (votes ??= new Map(a.votes)).set(suspect, copy);
     }
   }
 
-  const out = makeRing(a.range, a.genesis, entries, peers, votes);
+  // b brought nothing: a is the join (a is canonical, so its votes need no normalizing).
+  if (!bAdds && votes === undefined) return a;
+  const out = makeRing(a.range, a.genesis, entries, peers, votes ?? a.votes);
   // Vote differences only matter once structure is equal; compare them last.
   if (!bAdds && votesEqual(out.votes, a.votes)) return a;
   if (!aAdds && votesEqual(out.votes, b.votes)) return b;

@@ -12,8 +12,16 @@ export type Votes = ReadonlyMap<PeerId, ReadonlyMap<PeerId, number>>;
 
 export const NO_VOTES: Votes = new Map();
 
+/** A mutable memo slot on each (frozen) ring for derived data (resolve.ts); not part of the value. */
+const DERIVED = Symbol('ring.derived');
+
+export function derivedSlot(ring: Ring): object {
+  return (ring as unknown as { [DERIVED]: object })[DERIVED];
+}
+
 export function makeRing(range: Cidr, genesis: Genesis, entries: readonly Entry[], peers: ReadonlyMap<PeerId, PeerRecord>, votes: Votes): Ring {
   return Object.freeze({
+    [DERIVED]: {},
     range,
     family: range.family,
     first: range.base,
@@ -36,17 +44,19 @@ export function normalizeVotes(peers: ReadonlyMap<PeerId, PeerRecord>, votes: Vo
   let out: Map<PeerId, ReadonlyMap<PeerId, number>> | undefined;
   for (const [suspect, byVoter] of votes) {
     const s = peers.get(suspect);
-    let kept: Map<PeerId, number> | undefined;
-    let dropped = false;
-    for (const [voter, hb] of byVoter) {
+    if (s === undefined || s.retired) { (out ??= new Map(votes)).delete(suspect); continue; }
+    const counts = (voter: PeerId, hb: number): boolean => {
+      if (hb !== s.heartbeat || voter === suspect) return false;
       const v = peers.get(voter);
-      const ok = s !== undefined && !s.retired && hb === s.heartbeat && v !== undefined && !v.retired && voter !== suspect;
-      if (ok) (kept ??= new Map()).set(voter, hb);
-      else dropped = true;
-    }
-    if (!dropped) continue;
+      return v !== undefined && !v.retired;
+    };
+    let allOk = true;
+    for (const [voter, hb] of byVoter) if (!counts(voter, hb)) { allOk = false; break; }
+    if (allOk) continue;
+    const kept = new Map<PeerId, number>();
+    for (const [voter, hb] of byVoter) if (counts(voter, hb)) kept.set(voter, hb);
     out ??= new Map(votes);
-    if (kept) out.set(suspect, kept);
+    if (kept.size > 0) out.set(suspect, kept);
     else out.delete(suspect);
   }
   return out ?? votes;

@@ -12,7 +12,7 @@
  */
 import type { Interval } from '../ip/ranges.js';
 import { NotFoundError } from '../errors.js';
-import { entryIndexAt, entryLast, inRange } from './model.js';
+import { derivedSlot, entryIndexAt, entryLast, inRange } from './model.js';
 import type { PeerId, Ring, Segment } from './types.js';
 
 export interface Resolution {
@@ -20,34 +20,34 @@ export interface Resolution {
   readonly orphaned: boolean;
 }
 
+/** Per-ring memo of derived data, kept in a slot that makeRing puts on every ring (see model.ts). */
 interface Derived {
-  resolved: Map<PeerId, Resolution>;
+  resolved?: Map<PeerId, Resolution>;
   segments?: readonly Segment[];
   sizes?: ReadonlyMap<PeerId, bigint>;
 }
 
-const cache = new WeakMap<Ring, Derived>();
-
 function derived(ring: Ring): Derived {
-  let d = cache.get(ring);
-  if (!d) { d = { resolved: new Map() }; cache.set(ring, d); }
-  return d;
+  return derivedSlot(ring) as Derived;
 }
 
 export function resolvePeer(ring: Ring, id: PeerId): Resolution {
+  const rec = ring.peers.get(id);
+  if (rec && !rec.retired) return { owner: id, orphaned: false };
   const d = derived(ring);
-  const hit = d.resolved.get(id);
+  const memo = (d.resolved ??= new Map());
+  const hit = memo.get(id);
   if (hit) return hit;
   const path: PeerId[] = [];
   const seen = new Set<PeerId>();
   let cur = id;
   let res: Resolution;
   for (;;) {
-    const known = d.resolved.get(cur);
+    const known = memo.get(cur);
     if (known) { res = known; break; }
-    const rec = ring.peers.get(cur);
-    if (!rec) { res = { owner: cur, orphaned: true }; break; }
-    if (!rec.retired) { res = { owner: cur, orphaned: false }; break; }
+    const r = ring.peers.get(cur);
+    if (!r) { res = { owner: cur, orphaned: true }; break; }
+    if (!r.retired) { res = { owner: cur, orphaned: false }; break; }
     if (seen.has(cur)) {
       const cycle = path.slice(path.indexOf(cur));
       res = { owner: cycle.reduce((m, p) => (p < m ? p : m)), orphaned: true };
@@ -55,10 +55,10 @@ export function resolvePeer(ring: Ring, id: PeerId): Resolution {
     }
     seen.add(cur);
     path.push(cur);
-    cur = rec.retired.heir;
+    cur = r.retired.heir;
   }
-  for (const p of path) d.resolved.set(p, res);
-  d.resolved.set(id, res);
+  for (const p of path) memo.set(p, res);
+  memo.set(id, res);
   return res;
 }
 
@@ -66,16 +66,17 @@ export function resolvePeer(ring: Ring, id: PeerId): Resolution {
 export function segments(ring: Ring): readonly Segment[] {
   const d = derived(ring);
   if (d.segments) return d.segments;
-  const out: Segment[] = [];
+  const out: { first: bigint; last: bigint; owner: PeerId; orphaned: boolean }[] = [];
   const es = ring.entries;
+  let prev: (typeof out)[number] | undefined;
   for (let i = 0; i < es.length; i++) {
     const e = es[i]!;
     const r = resolvePeer(ring, e.owner);
     const last = entryLast(ring, es, i);
-    const prev = out[out.length - 1];
-    if (prev && prev.owner === r.owner && prev.orphaned === r.orphaned) out[out.length - 1] = { ...prev, last };
-    else out.push({ first: e.start, last, owner: r.owner, orphaned: r.orphaned });
+    if (prev && prev.owner === r.owner && prev.orphaned === r.orphaned) prev.last = last;
+    else { prev = { first: e.start, last, owner: r.owner, orphaned: r.orphaned }; out.push(prev); }
   }
+  for (const seg of out) Object.freeze(seg);
   d.segments = Object.freeze(out);
   return d.segments;
 }

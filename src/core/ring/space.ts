@@ -3,8 +3,9 @@
  *
  * Unlike Weave (which donates up to half of the donor's free space), a donor
  * hands out one aligned block of a fixed size (Calico-style, default /26 for
- * IPv4). Space moves in small pieces, so a peer that dies strands at most
- * what it really used plus one block, and reclaimed space stays spread out.
+ * IPv4). Space moves in small pieces: a peer that received space holds
+ * about what it asked for, so little is stranded until a dead peer's lease
+ * expires, and space handed on stays spread out.
  */
 import { bits, type Family } from '../ip/addr.js';
 import { InvalidConfigError } from '../errors.js';
