@@ -8,13 +8,10 @@
 import path from 'node:path';
 import { InvalidEnvError } from '../core/errors.js';
 import { renderCniError } from '../core/cni/error-json.js';
-import { CNI_ENDPOINT, type PluginKind } from '../core/cni/protocol.js';
+import { CNI_ENDPOINT, DAEMON_TIMEOUT_MS, type PluginKind } from '../core/cni/protocol.js';
 import { CURRENT_VERSION } from '../core/cni/versions.js';
 import { type PluginOutput, runPlugin, stdinFailure } from '../cni/plugin.js';
 import { request } from '../client/unix-http.js';
-
-/** ADD may wait for an address claim from other peers; runtimes have their own, longer deadlines. */
-const DAEMON_TIMEOUT_MS = 120_000;
 
 const KINDS: readonly PluginKind[] = ['weft', 'weft-ipam'];
 const isKind = (s: string | undefined): s is PluginKind => s !== undefined && (KINDS as readonly string[]).includes(s);

@@ -151,7 +151,8 @@ export async function runPlugin(kind: PluginKind, env: NodeJS.ProcessEnv, stdin:
     const version = pickVersion(config);
     cniVersion = version;
     requireVersionFor(command, version);
-    if (command === 'ADD' || command === 'CHECK' || command === 'DEL') parseCniArgs(cniEnv.args);
+    // Not on DEL: a DEL must be able to tear down whatever an ADD refused (e.g. for a bad MAC=).
+    if (command === 'ADD' || command === 'CHECK') parseCniArgs(cniEnv.args);
     const socket = socketFromConfig(kind, config);
 
     const req: CniRequest = {

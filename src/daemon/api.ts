@@ -4,11 +4,12 @@
  * docs/api.md for the reference.
  */
 import type { CniRequest } from '../core/cni/protocol.js';
-import { CNI_ENDPOINT } from '../core/cni/protocol.js';
+import { CNI_ENDPOINT, CNI_RAW_ENDPOINT } from '../core/cni/protocol.js';
 import { BadRequestError } from '../core/errors.js';
 import type { IpamService } from './ipam-service.js';
 import type { Metrics } from './metrics.js';
-import { Router } from './http-router.js';
+import { type Reply, Router } from './http-router.js';
+import { serveRawCni } from './cni-raw.js';
 
 export interface CniHandler {
   handle(req: CniRequest): Promise<unknown>;
@@ -30,7 +31,10 @@ export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics:
   if (reconcile) r.add('POST', '/v1/reconcile', async () => ({ body: await reconcile() }));
   r.add('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
 
-  r.add('POST', CNI_ENDPOINT, async (q) => ({ body: { result: await cni.handle(q.body as CniRequest) } }));
+  const cniRoute = async (body: unknown): Promise<Reply> => ({ body: { result: await cni.handle(body as CniRequest) } });
+  r.add('POST', CNI_ENDPOINT, (q) => cniRoute(q.body));
+  // The same, for the sh launcher: stdin and CNI_* in, what to print and the exit status out (cni-raw.ts).
+  r.addRaw('POST', CNI_RAW_ENDPOINT, (q) => serveRawCni(q.headers, q.body as Buffer, cniRoute, q.log));
 
   r.add('GET', '/v1/subnets', () => ({ body: ipam.listSubnets() }));
   r.add('POST', '/v1/subnets', (q) => ({ status: 201, body: ipam.createSubnet(q.body) }));

@@ -167,6 +167,7 @@ export class Attachments {
     const { att, allocated, bound } = r;
     const subnets = allocated.map((a) => a.subnet);
     let kernelTouched = false;
+    let masqCounted = false;
     try {
       let outcome: AttachOutcome;
       const routes: CniRoute[] = [];
@@ -213,9 +214,12 @@ export class Attachments {
       this.store.write((tx) => tx.putAttachment({ ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> }));
       // The NAT table changes only when a subnet starts being masqueraded or a port is published.
       const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
+      masqCounted = att.ipMasq;
       if (masqChanged || att.portMappings.length) await this.host.syncNat();
       return outcome;
     } catch (e) {
+      // A failure after the `ready` commit (the NAT sync) was already counted as a masquerade user: uncount it.
+      if (masqCounted) this.host.masqueradeChanged(subnets.map((s) => s.cidr), -1);
       await this.undo(att, allocated, bound, kernelTouched);
       throw e;
     }

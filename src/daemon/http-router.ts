@@ -3,7 +3,7 @@
  * parsed as JSON and handed to handlers; any WeftError becomes
  * `{"error":{code,cniCode,message,hint}}` with its HTTP status.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { BadRequestError, NotFoundError, toWeftError, type WeftError } from '../core/errors.js';
 import type { Logger } from './logger.js';
 
@@ -12,7 +12,10 @@ export interface Req {
   readonly path: string;
   readonly params: Record<string, string>;
   readonly query: URLSearchParams;
+  /** Parsed JSON, or for a route added with addRaw the body's bytes (a Buffer). */
   readonly body: unknown;
+  readonly headers: IncomingHttpHeaders;
+  readonly log: Logger;
 }
 
 export interface Reply {
@@ -21,6 +24,8 @@ export interface Reply {
   /** Raw text (Prometheus exposition). */
   readonly text?: string;
   readonly contentType?: string;
+  /** Extra response headers. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export type Handler = (req: Req) => Promise<Reply> | Reply;
@@ -29,6 +34,8 @@ interface Route {
   readonly method: string;
   readonly parts: readonly string[];
   readonly handler: Handler;
+  /** The body is handed over as bytes, not parsed as JSON. */
+  readonly raw: boolean;
 }
 
 export const MAX_BODY = 1 << 20;
@@ -37,11 +44,17 @@ export class Router {
   private readonly routes: Route[] = [];
 
   add(method: string, pattern: string, handler: Handler): this {
-    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler });
+    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler, raw: false });
     return this;
   }
 
-  private match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | undefined {
+  /** Like add, but `req.body` is the request body as a Buffer (same size cap). */
+  addRaw(method: string, pattern: string, handler: Handler): this {
+    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler, raw: true });
+    return this;
+  }
+
+  private match(method: string, path: string): { handler: Handler; params: Record<string, string>; raw: boolean } | 'method' | undefined {
     const parts = path.split('/').filter(Boolean);
     let methodMismatch = false;
     for (const r of this.routes) {
@@ -57,7 +70,7 @@ export class Router {
       }
       if (!ok) continue;
       if (r.method !== method) { methodMismatch = true; continue; }
-      return { handler: r.handler, params };
+      return { handler: r.handler, params, raw: r.raw };
     }
     return methodMismatch ? 'method' : undefined;
   }
@@ -74,27 +87,42 @@ export class Router {
       const m = this.match(method, url.pathname);
       if (m === undefined) throw new NotFoundError(`no such endpoint: ${method} ${url.pathname}`);
       if (m === 'method') throw new BadRequestError(`method ${method} not allowed on ${url.pathname}`);
-      const body = await readJson(req);
-      const reply = await m.handler({ method, path: url.pathname, params: m.params, query: parsed.searchParams, body });
+      const body = m.raw ? await readBody(req) : await readJson(req);
+      const reply = await m.handler({ method, path: url.pathname, params: m.params, query: parsed.searchParams, body, headers: req.headers, log });
       status = reply.status ?? 200;
       if (reply.text !== undefined) {
-        res.writeHead(status, { 'content-type': reply.contentType ?? 'text/plain; charset=utf-8' });
+        res.writeHead(status, { ...reply.headers, 'content-type': reply.contentType ?? 'text/plain; charset=utf-8' });
         res.end(reply.text);
       } else {
-        const out = reply.body === undefined ? '{}' : JSON.stringify(reply.body);
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(out);
+        res.writeHead(status, { ...reply.headers, 'content-type': 'application/json' });
+        res.end(jsonText(reply.body));
       }
     } catch (e) {
-      const err: WeftError = toWeftError(e);
+      const err = failed(e, log, method, url.pathname);
       status = err.status;
-      if (status >= 500) log.error('request failed', { method, path: url.pathname, err: err.message, code: err.code, stack: e instanceof Error ? e.stack : undefined });
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: err.code, cniCode: err.cniCode, message: err.message, ...(err.hint ? { hint: err.hint } : {}), ...(err.details ? { details: err.details } : {}) } }));
+      res.end(JSON.stringify(errorBody(err)));
     } finally {
       log.debug('request', { method, path: url.pathname, status, ms: Number(process.hrtime.bigint() - started) / 1e6 });
     }
   }
+}
+
+/** The JSON text of a reply body (`{}` for none). */
+export function jsonText(body: unknown): string {
+  return body === undefined ? '{}' : JSON.stringify(body);
+}
+
+/** Any thrown value as the WeftError to answer with; 5xx (a bug or a kernel failure) is logged with its stack. */
+export function failed(e: unknown, log: Logger, method: string, path: string): WeftError {
+  const err = toWeftError(e);
+  if (err.status >= 500) log.error('request failed', { method, path, err: err.message, code: err.code, stack: e instanceof Error ? e.stack : undefined });
+  return err;
+}
+
+/** The body of an error answer. */
+export function errorBody(err: WeftError): { error: { code: string; cniCode: number; message: string; hint?: string; details?: string } } {
+  return { error: { code: err.code, cniCode: err.cniCode, message: err.message, ...(err.hint ? { hint: err.hint } : {}), ...(err.details ? { details: err.details } : {}) } };
 }
 
 /**
@@ -111,7 +139,7 @@ function requestUrl(target: string): URL {
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -120,8 +148,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new BadRequestError(`request body larger than ${MAX_BODY} bytes`);
     chunks.push(b);
   }
-  if (size === 0) return undefined;
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const buf = await readBody(req);
+  if (buf.length === 0) return undefined;
+  const text = buf.toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {

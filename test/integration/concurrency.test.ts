@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { ping } from '../helpers/exec.js';
-import { attachments, cniCode, globalAddrs, hostVeths, ipList, linkNames, parallel, pooled, resultIp } from '../helpers/robustness.js';
+import { attachments, cniCode, globalAddrs, hostVeths, ipList, linkNames, nftRules, parallel, pooled, resultIp } from '../helpers/robustness.js';
 import { TestRouter, weftConf } from '../helpers/router.js';
 import { type Netns, World, canCreateNetns, cleanupLeftovers } from '../helpers/world.js';
 
@@ -105,6 +105,66 @@ describe('concurrent CNI calls against a real router', { skip }, () => {
     assert.ok(dels.every((r) => r.code === 0), dels.map((r) => r.stdout).join(''));
     assert.deepEqual(await hostVeths(host.name), []);
     assert.deepEqual((await ipList(router, 'mixed')).allocations, []);
+    for (const c of conts) await world.deleteNetns(c);
+  });
+
+  test('parallel ADDs publishing the same host port: exactly one wins, the others get code 105 and leave nothing', async () => {
+    const N = 8;
+    const conf = weftConf({ capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 9090, containerPort: 80, protocol: 'tcp' }] } });
+    const conts = await pooled(Array.from({ length: N }, (_, i) => i), 8, () => world.netns('pm'));
+    const call = (i: number, command: 'ADD' | 'DEL') => router.cni({ command, containerId: `pm-${i}`, netns: conts[i]!.path, ifname: 'eth0', args: args(i, 'pm') }, conf);
+    const res = await parallel(N, (i) => call(i, 'ADD'));
+    const won = res.map((r, i) => (r.code === 0 ? i : -1)).filter((i) => i >= 0);
+    assert.equal(won.length, 1, res.map((r) => r.stdout).join(''));
+    for (const [i, r] of res.entries()) if (i !== won[0]) assert.equal(cniCode(r.json), 105, r.stdout);
+    const atts = await attachments(router);
+    assert.deepEqual(atts.map((a) => a.containerId), [`pm-${won[0]}`]);
+    assert.equal((await ipList(router)).allocations.length, 1);
+    assert.equal((await hostVeths(host.name)).length, 1);
+    const dnat = (await nftRules(host.name)).filter((r) => r.includes('"dnat"'));
+    assert.equal(dnat.length, 1, `one DNAT rule: ${dnat.join('\n')}`);
+    assert.ok(dnat[0]!.includes(`"addr":"${resultIp(res[won[0]!]!.json).split('/')[0]}"`), 'to the winner');
+    const dels = await parallel(N, (i) => call(i, 'DEL'));
+    assert.ok(dels.every((r) => r.code === 0));
+    assert.deepEqual(await nftRules(host.name), [], 'no rule left');
+    assert.deepEqual(await hostVeths(host.name), []);
+    for (const c of conts) await world.deleteNetns(c);
+  });
+
+  test('reconcile passes in a loop during parallel ADDs and DELs on a new network do not disturb them', async () => {
+    // The reconciler removes bridges nothing uses; a new network's bridge is "unused" until its first ADD commits.
+    await router.api().post('/v1/subnets', { name: 'recon', cidr: '10.76.0.0/24' });
+    const conf = weftConf({ name: 'reconnet', subnet: 'recon' });
+    const N = 24;
+    const conts = await pooled(Array.from({ length: N }, (_, i) => i), 8, () => world.netns('r'));
+    const call = (i: number, command: 'ADD' | 'DEL') => router.cni({ command, containerId: `recon-${i}`, netns: conts[i]!.path, ifname: 'eth0', args: args(i, 'r') }, conf);
+    let stop = false;
+    let passes = 0;
+    const errors: string[] = [];
+    const reconciling = (async () => {
+      while (!stop) {
+        const rep = await router.api().post<{ errors: string[] }>('/v1/reconcile');
+        errors.push(...rep.errors);
+        passes++;
+      }
+    })();
+    try {
+      for (let round = 0; round < 2; round++) {
+        const adds = await parallel(N, (i) => call(i, 'ADD'));
+        assert.deepEqual(adds.map((r, i) => (r.code === 0 ? '' : `${i}: ${r.stdout}`)).filter(Boolean), [], `round ${round}: every ADD succeeds`);
+        const pings = await parallel(N, (i) => ping(conts[i]!.name, '10.76.0.1', { waitS: 2 }));
+        assert.ok(pings.every(Boolean), `round ${round}: every container reaches the gateway: ${pings.join(',')}`);
+        const dels = await parallel(N, (i) => call(i, 'DEL'));
+        assert.ok(dels.every((r) => r.code === 0), dels.map((r) => r.stdout).join(''));
+      }
+    } finally {
+      stop = true;
+      await reconciling;
+    }
+    assert.deepEqual(errors, [], 'reconcile passes had no errors');
+    assert.ok(passes > 0);
+    assert.deepEqual(await hostVeths(host.name), []);
+    assert.deepEqual((await ipList(router, 'recon')).allocations, []);
     for (const c of conts) await world.deleteNetns(c);
   });
 

@@ -134,13 +134,16 @@ test('environment problems are code 4 naming the variable, labelled with the con
   assert.equal(d.calls.length, 0);
 });
 
-test('CNI_ARGS is checked for ADD/CHECK/DEL: unknown key 2, malformed 4', async () => {
+test('CNI_ARGS is checked for ADD/CHECK (unknown key 2, malformed 4) but not DEL, which must always be able to clean up', async () => {
   const d = fakeDaemon(okAdd);
   const conf = JSON.stringify(CONF);
   await expectError(runPlugin('weft', { ...ADD_ENV, CNI_ARGS: 'FOO=bar' }, conf, d), 2, '1.0.0', 'FOO="bar"');
-  await expectError(runPlugin('weft', { ...ADD_ENV, CNI_COMMAND: 'DEL', CNI_ARGS: 'junk' }, conf, d), 4, '1.0.0', 'CNI_ARGS');
+  await expectError(runPlugin('weft', { ...ADD_ENV, CNI_COMMAND: 'CHECK', CNI_ARGS: 'junk' }, JSON.stringify({ ...CONF, prevResult: { cniVersion: '1.0.0', ips: [] } }), d), 4, '1.0.0', 'CNI_ARGS');
   await expectError(runPlugin('weft', { ...ADD_ENV, CNI_ARGS: 'IP=10.0.0.300' }, conf, d), 4, '1.0.0', 'CNI_ARGS', 'IP=');
   assert.equal(d.calls.length, 0);
+  const del = await runPlugin('weft', { ...ADD_ENV, CNI_COMMAND: 'DEL', CNI_ARGS: 'MAC=zz:zz' }, conf, d);
+  assert.equal(del.exitCode, 0, del.stdout);
+  assert.equal(d.calls.length, 1);
 });
 
 test('name and version checks: 7 and 1, like libskel', async () => {

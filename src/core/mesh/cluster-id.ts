@@ -24,5 +24,7 @@ export function formatClusterId(id: Uint8Array): string {
 }
 
 export function sameClusterId(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -15,6 +15,61 @@ const ZERO: PeerId = '0000000000000000';
 const MAX: PeerId = 'ffffffffffffffff';
 const MASK = (1n << 64n) - 1n;
 
+/** Char codes of the two hex digits of each byte value. */
+const HI = new Uint8Array(256);
+const LO = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  HI[i] = '0123456789abcdef'.charCodeAt(i >> 4);
+  LO[i] = '0123456789abcdef'.charCodeAt(i & 15);
+}
+const NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) NIBBLE['0123456789abcdef'.charCodeAt(i)] = i;
+
+/**
+ * Decoded IDs are interned: the same peer ID arrives thousands of times
+ * (every topology entry lists its connections), and one shared flat string
+ * per ID makes the Map lookups and comparisons that follow cheap. Bounded,
+ * so a peer sending random IDs cannot grow it without limit.
+ */
+const interned = new Map<number, Map<number, PeerId>>();
+let internedCount = 0;
+const INTERN_LIMIT = 1 << 16;
+
+/** The ID in bytes[off..off+8]; undefined for the reserved zero. Caller checks the length. */
+export function peerIdAt(b: Uint8Array, off: number): PeerId | undefined {
+  const hi = ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+  const lo = ((b[off + 4]! << 24) | (b[off + 5]! << 16) | (b[off + 6]! << 8) | b[off + 7]!) >>> 0;
+  if (hi === 0 && lo === 0) return undefined;
+  let m = interned.get(hi);
+  const known = m?.get(lo);
+  if (known !== undefined) return known;
+  const id = String.fromCharCode(
+    HI[b[off]!]!, LO[b[off]!]!, HI[b[off + 1]!]!, LO[b[off + 1]!]!, HI[b[off + 2]!]!, LO[b[off + 2]!]!, HI[b[off + 3]!]!, LO[b[off + 3]!]!,
+    HI[b[off + 4]!]!, LO[b[off + 4]!]!, HI[b[off + 5]!]!, LO[b[off + 5]!]!, HI[b[off + 6]!]!, LO[b[off + 6]!]!, HI[b[off + 7]!]!, LO[b[off + 7]!]!,
+  );
+  if (internedCount >= INTERN_LIMIT) {
+    interned.clear();
+    internedCount = 0;
+    m = undefined;
+  }
+  if (!m) interned.set(hi, (m = new Map()));
+  m.set(lo, id);
+  internedCount++;
+  return id;
+}
+
+/** Writes a valid ID's 8 bytes at bytes[off]; false if `id` is not 16 lowercase hex digits. */
+export function writePeerIdAt(id: PeerId, bytes: Uint8Array, off: number): boolean {
+  if (id.length !== 16) return false;
+  for (let i = 0; i < 8; i++) {
+    const hi = NIBBLE[id.charCodeAt(2 * i)] ?? -1;
+    const lo = NIBBLE[id.charCodeAt(2 * i + 1)] ?? -1;
+    if (hi < 0 || lo < 0) return false;
+    bytes[off + i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
 export function isPeerId(s: unknown): s is PeerId {
   return typeof s === 'string' && PEER_ID_RE.test(s) && s !== ZERO;
 }

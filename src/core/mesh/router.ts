@@ -15,7 +15,7 @@ import { computeRoutes, type Routes } from './topology/routes.js';
 import { Topology } from './topology/topology.js';
 import { CHANNEL_RE, CloseCode, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, closeCodeName } from './wire/constants.js';
 import { encodeTopologyFrames } from './wire/message-codec.js';
-import type { BroadcastEnvelope, Hello, Message, TopologyEntry } from './wire/messages.js';
+import type { BroadcastEnvelope, DigestItem, Hello, Message, TopologyEntry, TopologyItem } from './wire/messages.js';
 
 /** A type-erased channel payload; each channel only ever sees its own type. */
 interface AnyData {
@@ -41,8 +41,6 @@ interface ConnRecord {
   peer: PeerId | undefined;
   key: ConnKey | undefined;
   establishedAt: number | undefined;
-  /** Last time we asked this neighbour for topology because of unknown peers. */
-  lastUnknownRequestAt: number;
   done: boolean;
 }
 
@@ -71,17 +69,24 @@ export class Router {
   private readonly byPeer = new Map<PeerId, ConnRecord>();
   private readonly channels = new Map<string, Channel>();
   private readonly forgotten = new Set<string>();
+  /** When we last asked for each peer's full entry (see mergeTopology). */
+  private readonly requested = new Map<PeerId, number>();
   private readonly stats: MeshStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, protocolErrors: 0, badPayloads: 0 };
   private routes: Routes;
   private routesAt: number;
   private routesDirty = false;
-  private routesForced = false;
   private flushAt: number | undefined;
   private gossipAt: number;
   private connCheckAt: number | undefined;
   private nextConnId = 1;
   private lastConnSeq = 0;
   private depth = 0;
+  /** No connection has been established since start (see Hello.fresh). */
+  private fresh = true;
+  /** Topology generation discovery last looked at. */
+  private discoveredGen = -1;
+  /** Formatting addresses is slow and entries keep their address objects; remember the text per object. */
+  private readonly addressText = new WeakMap<object, string>();
   private stopped = false;
 
   constructor(private readonly opts: RouterOptions, private readonly host: MeshHost) {
@@ -109,6 +114,7 @@ export class Router {
     const a = normalizePeerAddress(address);
     if (!a) throw new InvalidConfigError(`"${address}" is not a peer address (IP or IP:PORT)`);
     this.forgotten.delete(a);
+    this.discoveredGen = -1;
     this.maker.addExplicit(a, this.host.now());
     return a;
   }
@@ -157,6 +163,8 @@ export class Router {
     const connSeq = info.outbound ? this.nextConnSeq(now) : 0;
     const fsm = new Connection({
       outbound: info.outbound,
+      explicit: address !== undefined && this.maker.get(address)?.kind === 'explicit',
+      fresh: this.fresh,
       connSeq,
       local: {
         peer: this.self, nickname: this.nickname, cluster: this.cluster, heartbeatMs: this.config.heartbeatIntervalMs,
@@ -169,7 +177,7 @@ export class Router {
     });
     const rec: ConnRecord = {
       id: this.nextConnId++, handle, fsm, outbound: info.outbound, address, connSeq, peer: undefined, key: undefined,
-      establishedAt: undefined, lastUnknownRequestAt: -Infinity, done: false,
+      establishedAt: undefined, done: false,
     };
     this.enter();
     try {
@@ -304,6 +312,7 @@ export class Router {
       nicknameOwner: (n) => this.nicknameOwner(n, hello.peer),
       otherConnections: this.byPeer.size - (current ? 1 : 0),
       connLimit: this.config.connLimit,
+      candidateIsOurs: rec.outbound,
     });
     if (!d.accept) return { code: d.code, reason: d.reason };
     // An older connection to the same peer that lost (d.replaces) is closed
@@ -315,8 +324,8 @@ export class Router {
   /** A reachable peer other than `except` that uses `nickname`. */
   private nicknameOwner(nickname: string, except: PeerId): PeerId | undefined {
     for (const r of this.byPeer.values()) if (r.peer !== except && r.fsm.remote?.nickname === nickname) return r.peer;
-    for (const e of this.topology.all()) {
-      if (e.nickname === nickname && e.peer !== except && e.peer !== this.self && this.routes.reachable.has(e.peer)) return e.peer;
+    for (const p of this.topology.peersWithNickname(nickname)) {
+      if (p !== except && p !== this.self && this.routes.reachable.has(p)) return p;
     }
     return undefined;
   }
@@ -354,9 +363,7 @@ export class Router {
     rec.peer = peer;
     rec.establishedAt = now;
     const old = this.byPeer.get(peer);
-    // Was the peer already part of our world? Then gossip has been keeping
-    // us in step and a full exchange would mostly repeat what we both hold.
-    const alreadyReachable = old !== undefined || this.routes.reachable.has(peer);
+    const exchange = old === undefined && this.needsFullExchange(remote);
     this.byPeer.set(peer, rec);
     if (old && old !== rec) this.apply(old, old.fsm.close(CloseCode.Duplicate, 'replaced by a preferred connection', now));
     this.topology.forgiveTombstone(peer);
@@ -364,15 +371,30 @@ export class Router {
     this.directChanged();
     this.log('info', `connected to ${remote.nickname} (${peer}) ${rec.outbound ? 'outbound to' : 'inbound from'} ${rec.address ?? (remote.address ? formatPeerAddress(remote.address) : '?')}`);
     this.emit({ type: 'connection-up', peer, nickname: remote.nickname, outbound: rec.outbound, address: rec.address });
-    // A peer we could not reach until now (new, restarted, or on the other
-    // side of a healed partition) may hold anything: ask for what it knows
-    // that we do not (it does the same) and hand it every channel's full
-    // state. A peer we already reached through others only gets a topology
-    // digest (cheap, and topology drives routing); periodic anti-entropy
-    // covers whatever a stale view of reachability made us skip. On a mesh
-    // forming, this saves a full state per connection (Weave sends one).
-    this.sendTo(rec, { kind: 'topology-request', wantReverse: false, digest: this.topology.digest() });
-    if (!alreadyReachable) for (const ch of this.channels.values()) this.sendChannelState(rec, ch);
+    if (exchange) {
+      this.sendTo(rec, { kind: 'topology-request', wantReverse: false, partial: false, digest: this.topology.digest() });
+      for (const ch of this.channels.values()) this.sendChannelState(rec, ch);
+    } else if (this.self < peer) {
+      // Both ends should agree already: one digest, from the lower ID, and
+      // the other end asks back only if it has something newer.
+      this.sendTo(rec, { kind: 'topology-request', wantReverse: true, partial: false, digest: this.topology.digest() });
+    }
+    this.fresh = false;
+  }
+
+  /**
+   * Does a new neighbour need our full state (and we its)? Weave sends it on
+   * every new connection. We skip it for a peer that is already reachable
+   * in our view, so already in our component and kept in step by
+   * broadcasts, unless either side is fresh (just started, holds nothing).
+   * A peer we cannot reach yet may be new, restarted, across a healed
+   * partition, or in another cluster: it gets everything. (We tried finer
+   * rules to save more while a mesh forms; each one let some state wait
+   * for anti-entropy, which costs more than the bytes it saves.)
+   */
+  private needsFullExchange(remote: Hello): boolean {
+    if (this.fresh || remote.fresh) return true;
+    return !this.routes.reachable.has(remote.peer);
   }
 
   private onClosed(rec: ConnRecord, code: number, reason: string, byPeer: boolean, error: MeshProtocolError | undefined): void {
@@ -409,7 +431,7 @@ export class Router {
         }
         break;
       case 'topology-request':
-        this.answerTopologyRequest(rec, m.digest, m.wantReverse);
+        this.answerTopologyRequest(rec, m.digest, m.wantReverse, m.partial);
         break;
       case 'gossip': {
         const ch = this.channels.get(m.channel);
@@ -464,26 +486,35 @@ export class Router {
     this.log('debug', `gossip for unknown channel ${name} ignored`);
   }
 
-  private mergeTopology(from: ConnRecord, entries: readonly TopologyEntry[]): void {
+  private mergeTopology(from: ConnRecord, entries: readonly TopologyItem[]): void {
     const { changed, unknown } = this.topology.merge(entries);
     if (changed.length > 0) this.topologyChanged();
     if (this.topology.localDirty) this.scheduleFlush();
+    if (unknown.length === 0) return;
+    // Peers we have never heard of, or deltas we cannot apply: ask the
+    // neighbour that told us for just those entries, once per flush period
+    // per peer so a burst of broadcasts does not become a burst of requests.
     const now = this.host.now();
-    // Connections to peers we have never heard of: ask the neighbour that
-    // told us, at most once per flush period per connection.
-    if (unknown.length > 0 && now - from.lastUnknownRequestAt >= this.config.topologyFlushMs) {
-      from.lastUnknownRequestAt = now;
-      this.sendTo(from, { kind: 'topology-request', wantReverse: false, digest: this.topology.digest() });
+    const ask: { peer: PeerId; version: number }[] = [];
+    for (const p of unknown) {
+      const last = this.requested.get(p);
+      if (last !== undefined && now - last < this.config.topologyFlushMs) continue;
+      this.requested.set(p, now);
+      ask.push({ peer: p, version: this.topology.get(p)?.version ?? 0 });
     }
+    if (this.requested.size > 4 * Math.max(64, this.topology.size)) {
+      for (const [p, t] of this.requested) if (now - t >= this.config.topologyFlushMs) this.requested.delete(p);
+    }
+    if (ask.length > 0) this.sendTo(from, { kind: 'topology-request', wantReverse: false, partial: true, digest: ask });
   }
 
-  private answerTopologyRequest(rec: ConnRecord, digest: readonly { peer: PeerId; version: number }[], wantReverse: boolean): void {
+  private answerTopologyRequest(rec: ConnRecord, digest: readonly DigestItem[], wantReverse: boolean, partial: boolean): void {
     for (const d of digest) {
       if (d.peer === this.self && this.topology.noteOwnVersionSeen(d.version)) this.scheduleFlush();
     }
-    const { entries, theyHaveNewer } = this.topology.answer(digest);
+    const { entries, theyHaveNewer } = this.topology.answer(digest, partial);
     if (entries.length > 0) this.sendTopology(rec, undefined, entries);
-    if (wantReverse && theyHaveNewer) this.sendTo(rec, { kind: 'topology-request', wantReverse: false, digest: this.topology.digest() });
+    if (wantReverse && theyHaveNewer) this.sendTo(rec, { kind: 'topology-request', wantReverse: false, partial: false, digest: this.topology.digest() });
   }
 
   // ---------------------------------------------------------------- topology publication and routes
@@ -492,12 +523,13 @@ export class Router {
     if (this.flushAt === undefined) this.flushAt = this.host.now() + this.config.topologyFlushMs;
   }
 
-  /** Our connections changed: routes now, topology at the next flush. */
+  /**
+   * Our connections changed: topology at the next flush, routes at the next
+   * recomputation (sends to a direct neighbour never wait for routes).
+   */
   private directChanged(): void {
-    this.topology.setLocalConnections(this.byPeer.keys());
-    if (this.topology.localDirty) this.scheduleFlush();
+    this.scheduleFlush();
     this.routesDirty = true;
-    this.routesForced = true;
   }
 
   private topologyChanged(): void {
@@ -506,14 +538,18 @@ export class Router {
 
   private publishLocal(now: number): void {
     this.flushAt = undefined;
-    const entry = this.topology.commitLocal(now);
-    if (!entry) return;
+    this.topology.setLocalConnections(this.byPeer.keys());
+    const committed = this.topology.commitLocal(now);
+    if (!committed) return;
+    // Most receivers hold the previous version (they got its broadcast), so
+    // the delta usually applies; the rest ask for the full entry.
+    const item: TopologyItem = committed.delta ?? committed.entry;
     this.topologyChanged();
     const routes = this.currentRoutes();
     const span = originSpan(this.self);
     const env = { origin: this.self, spanFirst: span.first, spanLast: span.last, ttl: this.config.ttl };
     for (const c of broadcastChildren(routes.members, this.self, span.first, span.last, broadcastFanout(routes.members.length))) {
-      this.sendRouted(c.head, { kind: 'topology', broadcast: { ...env, dst: c.head, spanFirst: c.spanFirst, spanLast: c.spanLast }, entries: [entry] });
+      this.sendRouted(c.head, { kind: 'topology', broadcast: { ...env, dst: c.head, spanFirst: c.spanFirst, spanLast: c.spanLast }, entries: [item] });
     }
   }
 
@@ -525,12 +561,11 @@ export class Router {
   private currentRoutes(): Routes {
     if (!this.routesDirty) return this.routes;
     const now = this.host.now();
-    if (!this.routesForced && now < this.routesAt + this.config.routeRecalcMs) return this.routes;
+    if (now < this.routesAt + this.config.routeRecalcMs) return this.routes;
     const before = this.routes.reachable;
     this.routes = computeRoutes(this.topology, new Set(this.byPeer.keys()));
     this.routesAt = now;
     this.routesDirty = false;
-    this.routesForced = false;
     this.topology.markReachable(this.routes.reachable, now);
     for (const p of this.routes.reachable) if (!before.has(p) && p !== this.self) this.emit({ type: 'peer-reachable', peer: p });
     for (const p of before) if (!this.routes.reachable.has(p) && this.topology.has(p)) this.emit({ type: 'peer-unreachable', peer: p });
@@ -540,10 +575,15 @@ export class Router {
 
   /** Adds every known peer's advertised address as a discovered target (unless forgotten or turned off). */
   private discover(now: number): void {
-    if (!this.config.discovery) return;
+    if (!this.config.discovery || this.discoveredGen === this.topology.generation) return;
+    this.discoveredGen = this.topology.generation;
     for (const e of this.topology.all()) {
       if (e.peer === this.self || !e.address) continue;
-      const a = formatPeerAddress(e.address);
+      let a = this.addressText.get(e.address);
+      if (a === undefined) {
+        a = formatPeerAddress(e.address);
+        this.addressText.set(e.address, a);
+      }
       if (!this.forgotten.has(a)) this.maker.addDiscovered(a, e.peer, now);
     }
     this.maker.pruneDiscovered((p) => this.topology.has(p));
@@ -556,7 +596,7 @@ export class Router {
     this.write(rec, rec.fsm.encode(m, this.host.now()));
   }
 
-  private sendTopology(rec: ConnRecord, env: BroadcastEnvelope | undefined, entries: readonly TopologyEntry[]): void {
+  private sendTopology(rec: ConnRecord, env: BroadcastEnvelope | undefined, entries: readonly TopologyItem[]): void {
     if (rec.done || rec.fsm.state !== 'established') return;
     for (const f of encodeTopologyFrames(env, entries, this.config.maxFrameBytes)) this.write(rec, f);
     rec.fsm.noteSent(this.host.now());
@@ -639,7 +679,7 @@ export class Router {
     const targets = neighbourSubset([...this.byPeer.keys()], this.currentRoutes().members.length, () => this.host.random());
     if (targets.length === 0) return;
     const digest = this.topology.digest();
-    for (const p of targets) this.sendTo(this.byPeer.get(p)!, { kind: 'topology-request', wantReverse: true, digest });
+    for (const p of targets) this.sendTo(this.byPeer.get(p)!, { kind: 'topology-request', wantReverse: true, partial: false, digest });
     for (const ch of this.channels.values()) {
       const data = this.deliver(ch, () => ch.receiver.gossip() as AnyData | undefined);
       if (!data) continue;

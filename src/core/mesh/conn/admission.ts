@@ -36,6 +36,8 @@ export interface AdmissionInput {
   /** Established connections to peers other than the remote one. */
   readonly otherConnections: number;
   readonly connLimit: number;
+  /** We dialed this connection (ConnectionMaker applied the limit when it decided to). */
+  readonly candidateIsOurs: boolean;
 }
 
 export type AdmissionDecision =
@@ -45,6 +47,8 @@ export type AdmissionDecision =
 /**
  * Whether a connection whose hello has just arrived may become established.
  * Checked in this order: cluster, self, name collision, limit, duplicate.
+ * The limit counts established connections; operator-requested dials from
+ * the other side may use up to twice it (see Hello.explicit).
  *
  * Name collisions: the nickname is what operators type (`weft rmpeer NAME`,
  * `--ipalloc-init seed=NAME`), so a second peer with my nickname, or with the
@@ -66,7 +70,12 @@ export function admit(i: AdmissionInput): AdmissionDecision {
   if (owner !== undefined && owner !== r.peer) {
     return { accept: false, code: CloseCode.NameCollision, reason: `nickname ${r.nickname} is already used by live peer ${owner}` };
   }
-  if (i.existing.length === 0 && i.otherConnections >= i.connLimit) {
+  // Replacing a connection does not add one. An operator-requested dial is
+  // let in up to twice the limit: otherwise a router launched with peers
+  // that are all full could never join. Our own dials were checked against
+  // the limit when we decided to dial; twice the limit is the hard cap.
+  const limit = r.explicit || i.candidateIsOurs ? 2 * i.connLimit : i.connLimit;
+  if (i.existing.length === 0 && i.otherConnections >= limit) {
     return { accept: false, code: CloseCode.ConnectionLimit, reason: `connection limit ${i.connLimit} reached` };
   }
   let winner: ConnKey = i.candidate;

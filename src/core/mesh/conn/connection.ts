@@ -11,7 +11,11 @@ export interface ConnectionOptions {
   /** Did we dial? */
   readonly outbound: boolean;
   /** Our hello, minus the connection-specific parts. */
-  readonly local: Omit<Hello, 'connSeq' | 'minVersion' | 'maxVersion'> & { readonly minVersion?: number; readonly maxVersion?: number };
+  readonly local: Omit<Hello, 'connSeq' | 'minVersion' | 'maxVersion' | 'explicit' | 'fresh'> & { readonly minVersion?: number; readonly maxVersion?: number };
+  /** We have had no established connection yet (see Hello.fresh). */
+  readonly fresh?: boolean;
+  /** We dial because an operator named the address. */
+  readonly explicit?: boolean;
   /** Our sequence number for this connection when we dial; 0 when we accept. */
   readonly connSeq: number;
   readonly maxFrameBytes: number;
@@ -97,6 +101,8 @@ export class Connection {
       minVersion: l.minVersion ?? PROTOCOL_MIN_VERSION,
       maxVersion: l.maxVersion ?? PROTOCOL_MAX_VERSION,
       connSeq: this.o.connSeq,
+      explicit: this.o.outbound && this.o.explicit === true,
+      fresh: this.o.fresh === true,
     };
     return [{ type: 'send', frame: encodeHello(hello) }];
   }

@@ -1,4 +1,5 @@
 import type { PeerId } from '../peer-id.js';
+import type { TopologyEntry } from '../wire/messages.js';
 import type { Topology } from './topology.js';
 
 export interface Routes {
@@ -37,7 +38,7 @@ export function computeRoutes(topology: Topology, direct: ReadonlySet<PeerId>): 
       for (const y of ex.connections) {
         if (reachable.has(y)) continue;
         const ey = topology.get(y);
-        if (!ey || !hasConnection(ey.connections, x)) continue;
+        if (!ey || !connectionSet(ey).has(x)) continue;
         reachable.add(y);
         nextHop.set(y, via);
         next.push(y);
@@ -46,6 +47,14 @@ export function computeRoutes(topology: Topology, direct: ReadonlySet<PeerId>): 
     frontier = next;
   }
   return { nextHop, members: [...reachable].sort(), reachable };
+}
+
+/** Entries are immutable, so each one's connection set is built once and reused by every recomputation. */
+const sets = new WeakMap<TopologyEntry, Set<PeerId>>();
+function connectionSet(e: TopologyEntry): Set<PeerId> {
+  let s = sets.get(e);
+  if (!s) sets.set(e, (s = new Set(e.connections)));
+  return s;
 }
 
 /** Binary search: entries keep connections sorted. */

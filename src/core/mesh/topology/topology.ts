@@ -1,12 +1,40 @@
 import type { PeerAddress } from '../address.js';
 import type { PeerId } from '../peer-id.js';
-import type { DigestItem, TopologyEntry } from '../wire/messages.js';
+import { isTopologyDelta, type DigestItem, type TopologyDelta, type TopologyEntry, type TopologyItem } from '../wire/messages.js';
+
+const EMPTY: ReadonlySet<PeerId> = new Set();
 
 export interface MergeResult {
   /** Entries that were new or newer and are now stored. */
   readonly changed: readonly TopologyEntry[];
-  /** Peers referenced by connections whose entries we do not have: ask for them. */
+  /**
+   * Peers whose full entry we should ask for: referenced by a connection but
+   * unknown, or sent as a delta against a version we do not hold.
+   */
   readonly unknown: readonly PeerId[];
+}
+
+/** The entry `base` turned into by `d`, or undefined if `d` does not fit `base` (then ask for the full entry). */
+export function applyDelta(base: TopologyEntry, d: TopologyDelta): TopologyEntry | undefined {
+  if (base.version !== d.baseVersion) return undefined;
+  const removed = new Set(d.removed);
+  const kept = base.connections.filter((c) => !removed.has(c));
+  if (kept.length !== base.connections.length - removed.size) return undefined;
+  const have = new Set(kept);
+  for (const a of d.added) if (have.has(a)) return undefined;
+  const connections = [...kept, ...d.added].sort();
+  return { peer: base.peer, version: d.version, nickname: base.nickname, address: base.address, connections };
+}
+
+/** The delta from `prev` to `next` (same peer), or undefined when the full entry is as small or other fields changed. */
+export function diffEntries(prev: TopologyEntry, next: TopologyEntry): TopologyDelta | undefined {
+  if (prev.nickname !== next.nickname || prev.address !== next.address) return undefined;
+  const before = new Set(prev.connections);
+  const after = new Set(next.connections);
+  const added = next.connections.filter((c) => !before.has(c));
+  const removed = prev.connections.filter((c) => !after.has(c));
+  if (added.length + removed.length >= next.connections.length) return undefined;
+  return { peer: next.peer, version: next.version, baseVersion: prev.version, added, removed };
 }
 
 /** Two independent 32-bit hashes of (peer, version), summed over all entries: order-free and updatable in O(1). */
@@ -53,6 +81,8 @@ export class Topology {
   private readonly entries = new Map<PeerId, TopologyEntry>();
   private readonly tombstones = new Map<PeerId, { version: number; until: number }>();
   private readonly unreachable = new Map<PeerId, number>();
+  /** nickname → peers using it; name-collision checks run on every handshake. */
+  private readonly nicknames = new Map<string, Set<PeerId>>();
   private local: TopologyEntry;
   private localConnections: PeerId[] = [];
   private dirty = false;
@@ -91,6 +121,11 @@ export class Topology {
     return this.entries.values();
   }
 
+  /** Peers whose entry carries `nickname`. */
+  peersWithNickname(nickname: string): ReadonlySet<PeerId> {
+    return this.nicknames.get(nickname) ?? EMPTY;
+  }
+
   localEntry(): TopologyEntry {
     return this.local;
   }
@@ -110,6 +145,10 @@ export class Topology {
     const [a, b] = entryHash(e.peer, e.version);
     this.hashA = (this.hashA + a) >>> 0;
     this.hashB = (this.hashB + b) >>> 0;
+    if (old && old.nickname !== e.nickname) this.nicknames.get(old.nickname)?.delete(e.peer);
+    let set = this.nicknames.get(e.nickname);
+    if (!set) this.nicknames.set(e.nickname, (set = new Set()));
+    set.add(e.peer);
     this.entries.set(e.peer, e);
     this.gen++;
   }
@@ -120,6 +159,9 @@ export class Topology {
     const [a, b] = entryHash(old.peer, old.version);
     this.hashA = (this.hashA - a) >>> 0;
     this.hashB = (this.hashB - b) >>> 0;
+    const set = this.nicknames.get(old.nickname);
+    set?.delete(peer);
+    if (set && set.size === 0) this.nicknames.delete(old.nickname);
     this.entries.delete(peer);
     this.unreachable.delete(peer);
     this.gcDirty = true;
@@ -140,41 +182,53 @@ export class Topology {
     return this.dirty;
   }
 
-  /** Publishes a new version of our entry if anything changed; returns it, or undefined. */
-  commitLocal(now: number): TopologyEntry | undefined {
+  /**
+   * Publishes a new version of our entry if anything changed. Returns it,
+   * with the delta from the previous version when that is smaller.
+   */
+  commitLocal(now: number): { entry: TopologyEntry; delta: TopologyDelta | undefined } | undefined {
     if (!this.dirty) return undefined;
     this.dirty = false;
-    const version = Math.max(this.local.version + 1, this.floor + 1, Math.floor(now));
-    this.local = { ...this.local, version, connections: this.localConnections };
+    const prev = this.local;
+    const version = Math.max(prev.version + 1, this.floor + 1, Math.floor(now));
+    this.local = { ...prev, version, connections: this.localConnections };
     this.put(this.local);
-    return this.local;
+    return { entry: this.local, delta: diffEntries(prev, this.local) };
   }
 
-  /** Merges received entries; returns what was new. Never lets anyone else rewrite our own entry. */
-  merge(received: readonly TopologyEntry[]): MergeResult {
+  /** Merges received entries and deltas; returns what was new. Never lets anyone else rewrite our own entry. */
+  merge(received: readonly TopologyItem[]): MergeResult {
     const changed: TopologyEntry[] = [];
-    for (const e of received) {
-      if (e.peer === this.self) {
+    const unknown = new Set<PeerId>();
+    for (const item of received) {
+      if (item.peer === this.self) {
         // Someone holds a version of us we do not remember (we restarted, or
         // our clock went back): publish a version above it.
-        if (e.version > this.local.version || (e.version === this.local.version && !sameEntry(e, this.local))) {
-          this.floor = Math.max(this.floor, e.version);
+        if (item.version > this.local.version || (item.version === this.local.version && !isTopologyDelta(item) && !sameEntry(item, this.local))) {
+          this.floor = Math.max(this.floor, item.version);
           this.dirty = true;
         }
         continue;
       }
-      const tomb = this.tombstones.get(e.peer);
-      if (tomb && e.version <= tomb.version) continue;
-      const cur = this.entries.get(e.peer);
-      if (cur && cur.version >= e.version) continue;
+      const tomb = this.tombstones.get(item.peer);
+      if (tomb && item.version <= tomb.version) continue;
+      const cur = this.entries.get(item.peer);
+      if (cur && cur.version >= item.version) continue;
+      let e: TopologyEntry | undefined = item as TopologyEntry;
+      if (isTopologyDelta(item)) {
+        e = cur ? applyDelta(cur, item) : undefined;
+        if (!e) {
+          unknown.add(item.peer);
+          continue;
+        }
+      }
       if (tomb) {
-        this.tombstones.delete(e.peer);
+        this.tombstones.delete(item.peer);
         this.gcDirty = true;
       }
       this.put(e);
       changed.push(e);
     }
-    const unknown = new Set<PeerId>();
     for (const e of changed) {
       for (const c of e.connections) if (c !== this.self && !this.entries.has(c) && !this.tombstones.has(c)) unknown.add(c);
     }
@@ -182,9 +236,9 @@ export class Topology {
   }
 
   /**
-   * A digest says someone holds version `v` of our entry. If that is not
-   * below ours, we are the one who forgot (restart, clock jump): our next
-   * version must exceed it. Returns true when a republication is needed.
+   * A digest says someone holds version `v` of our entry. If that is above
+   * ours, we are the one who forgot (restart, clock jump): our next version
+   * must exceed it. Returns true when a republication is needed.
    */
   noteOwnVersionSeen(v: number): boolean {
     // Equal is normally our current entry. (A different entry under the same
@@ -205,18 +259,27 @@ export class Topology {
 
   /**
    * What a peer that sent `digest` is missing from us, and whether it has
-   * something we lack (then it is worth asking back).
+   * something we lack (then it is worth asking back). A partial digest asks
+   * only about the peers it lists.
    */
-  answer(digest: readonly DigestItem[]): { entries: TopologyEntry[]; theyHaveNewer: boolean } {
-    const theirs = new Map<PeerId, number>();
+  answer(digest: readonly DigestItem[], partial = false): { entries: TopologyEntry[]; theyHaveNewer: boolean } {
     let theyHaveNewer = false;
+    const entries: TopologyEntry[] = [];
+    if (partial) {
+      for (const d of digest) {
+        const mine = this.entries.get(d.peer);
+        if (mine && mine.version > d.version) entries.push(mine);
+        else if ((!mine || mine.version < d.version) && d.version > 0) theyHaveNewer = true;
+      }
+      return { entries, theyHaveNewer };
+    }
+    const theirs = new Map<PeerId, number>();
     for (const d of digest) {
       theirs.set(d.peer, d.version);
-      const mine = d.peer === this.self ? this.local : this.entries.get(d.peer);
+      const mine = this.entries.get(d.peer);
       const tomb = this.tombstones.get(d.peer);
       if ((!mine || mine.version < d.version) && !(tomb && d.version <= tomb.version)) theyHaveNewer = true;
     }
-    const entries: TopologyEntry[] = [];
     for (const e of this.entries.values()) {
       const v = theirs.get(e.peer);
       if (v === undefined || v < e.version) entries.push(e);

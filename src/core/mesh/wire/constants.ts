@@ -10,6 +10,11 @@ export const PROTOCOL_MAX_VERSION = 1;
 /** "WEFT": the first bytes of every hello, so a stray client is refused at once. */
 export const HELLO_MAGIC = Uint8Array.of(0x57, 0x45, 0x46, 0x54);
 
+/** Hello flag: the dialer was told to connect here by an operator (launch argument, `weft connect`). */
+export const HELLO_FLAG_EXPLICIT = 0x01;
+/** Hello flag: the sender has not been connected to anyone since it started, so it holds no replicated state yet. */
+export const HELLO_FLAG_FRESH = 0x02;
+
 /** Bytes of the big-endian length that precedes every frame. */
 export const FRAME_HEADER_BYTES = 4;
 /** Default maximum payload of one frame. */

@@ -1,7 +1,7 @@
 import { MeshMalformedError, MeshVersionError, type MeshProtocolError } from '../../errors.js';
 import { CLUSTER_ID_BYTES } from '../cluster-id.js';
 import { isNickname, type PeerId } from '../peer-id.js';
-import { HELLO_MAGIC, Kind, MAX_HELLO_BYTES, MAX_HELLO_EXTENSIONS } from './constants.js';
+import { HELLO_FLAG_EXPLICIT, HELLO_FLAG_FRESH, HELLO_MAGIC, Kind, MAX_HELLO_BYTES, MAX_HELLO_EXTENSIONS } from './constants.js';
 import type { Hello } from './messages.js';
 import { WireReader } from './reader.js';
 import { WireWriter } from './writer.js';
@@ -22,7 +22,7 @@ export function encodeHello(h: Hello): Buffer {
   const w = new WireWriter(128);
   w.u8(Kind.Hello).bytes(HELLO_MAGIC).u16(h.minVersion).u16(h.maxVersion).peerId(h.peer);
   if (h.cluster.length !== CLUSTER_ID_BYTES) throw new RangeError('cluster ID must be 16 bytes');
-  w.bytes(h.cluster).u64(h.connSeq).u32(h.heartbeatMs).str8(h.nickname).address(h.address);
+  w.bytes(h.cluster).u64(h.connSeq).u32(h.heartbeatMs).u8((h.explicit ? HELLO_FLAG_EXPLICIT : 0) | (h.fresh ? HELLO_FLAG_FRESH : 0)).str8(h.nickname).address(h.address);
   w.u16(h.extensions.size);
   for (const [tag, value] of h.extensions) w.u16(tag).u16(value.length).bytes(value);
   return w.finish(MAX_HELLO_BYTES);
@@ -42,6 +42,10 @@ function decodeHelloUnsafe(payload: Buffer): Hello {
   const connSeq = r.u64('connSeq');
   const heartbeatMs = r.u32('heartbeatMs');
   if (heartbeatMs < MIN_HEARTBEAT_MS || heartbeatMs > MAX_HEARTBEAT_MS) throw new MeshMalformedError(`heartbeat interval ${heartbeatMs} ms out of range`);
+  // Unknown flag bits are ignored: the hello layout is frozen, flags are how it grows cheaply.
+  const flags = r.u8('flags');
+  const explicit = (flags & HELLO_FLAG_EXPLICIT) !== 0;
+  const fresh = (flags & HELLO_FLAG_FRESH) !== 0;
   const nickname = r.str8('nickname', NICKNAME_ANY);
   if (!isNickname(nickname)) throw new MeshMalformedError(`nickname ${JSON.stringify(nickname)} is not allowed`);
   const address = r.address('address');
@@ -56,7 +60,7 @@ function decodeHelloUnsafe(payload: Buffer): Hello {
     extensions.set(tag, value);
   }
   r.end('hello');
-  return { minVersion, maxVersion, peer, nickname, cluster, connSeq, heartbeatMs, address, extensions };
+  return { minVersion, maxVersion, peer, nickname, cluster, connSeq, heartbeatMs, explicit, fresh, address, extensions };
 }
 
 /** Decodes a hello payload; throws only MeshProtocolError subclasses. */

@@ -1,7 +1,7 @@
 import { MeshMalformedError, MeshTruncatedError, MeshVersionError } from '../../errors.js';
 import { comparePeerIds, isNickname } from '../peer-id.js';
 import { CHANNEL_RE, Kind, MAX_REASON_BYTES } from './constants.js';
-import type { BroadcastEnvelope, DigestItem, Message, TopologyEntry } from './messages.js';
+import { isTopologyDelta, type BroadcastEnvelope, type DigestItem, type Message, type TopologyDelta, type TopologyEntry, type TopologyItem } from './messages.js';
 import { asProtocolError } from './protocol-error.js';
 import { WireReader } from './reader.js';
 import { WireWriter } from './writer.js';
@@ -24,14 +24,26 @@ function writeEnvelope(w: WireWriter, e: BroadcastEnvelope): void {
   w.peerId(e.origin).peerId(e.dst).peerId(e.spanFirst).peerId(e.spanLast).u8(e.ttl);
 }
 
-/** Encoded size of one topology entry, to split big updates across frames without trial encoding. */
-export function topologyEntrySize(e: TopologyEntry): number {
+/** Encoded size of one topology item, to split big updates across frames without trial encoding. */
+export function topologyItemSize(e: TopologyItem): number {
+  if (isTopologyDelta(e)) return 8 + 8 + 1 + 8 + 2 + 8 * e.added.length + 2 + 8 * e.removed.length;
   const addr = e.address ? 1 + (e.address.ip.family === 4 ? 4 : 16) + 2 : 1;
-  return 8 + 8 + 1 + Buffer.byteLength(e.nickname, 'utf8') + addr + 2 + 8 * e.connections.length;
+  return 8 + 8 + 1 + 1 + Buffer.byteLength(e.nickname, 'utf8') + addr + 2 + 8 * e.connections.length;
 }
 
-function writeEntry(w: WireWriter, e: TopologyEntry): void {
-  w.peerId(e.peer).u64(e.version).str8(e.nickname).address(e.address).u16(e.connections.length);
+const FORM_FULL = 0;
+const FORM_DELTA = 1;
+
+function writeItem(w: WireWriter, e: TopologyItem): void {
+  w.peerId(e.peer).u64(e.version);
+  if (isTopologyDelta(e)) {
+    w.u8(FORM_DELTA).u64(e.baseVersion).u16(e.added.length);
+    for (const c of e.added) w.peerId(c);
+    w.u16(e.removed.length);
+    for (const c of e.removed) w.peerId(c);
+    return;
+  }
+  w.u8(FORM_FULL).str8(e.nickname).address(e.address).u16(e.connections.length);
   for (const c of e.connections) w.peerId(c);
 }
 
@@ -46,16 +58,16 @@ export function encodeMessage(m: Message, maxFrameBytes: number): Buffer {
       return new WireWriter(8 + reason.length).u8(Kind.Close).u16(m.code).str16(reason).finish(maxFrameBytes);
     }
     case 'topology': {
-      const w = new WireWriter(64 + m.entries.reduce((n, e) => n + topologyEntrySize(e), 0));
+      const w = new WireWriter(64 + m.entries.reduce((n, e) => n + topologyItemSize(e), 0));
       w.u8(Kind.Topology).u8(m.broadcast ? 1 : 0);
       if (m.broadcast) writeEnvelope(w, m.broadcast);
       w.u16(m.entries.length);
-      for (const e of m.entries) writeEntry(w, e);
+      for (const e of m.entries) writeItem(w, e);
       return w.finish(maxFrameBytes);
     }
     case 'topology-request': {
       const w = new WireWriter(8 + 16 * m.digest.length);
-      w.u8(Kind.TopologyRequest).u8(m.wantReverse ? 1 : 0).u32(m.digest.length);
+      w.u8(Kind.TopologyRequest).u8((m.wantReverse ? REQUEST_WANT_REVERSE : 0) | (m.partial ? REQUEST_PARTIAL : 0)).u32(m.digest.length);
       for (const d of m.digest) w.peerId(d.peer).u64(d.version);
       return w.finish(maxFrameBytes);
     }
@@ -73,6 +85,9 @@ export function encodeMessage(m: Message, maxFrameBytes: number): Buffer {
   }
 }
 
+const REQUEST_WANT_REVERSE = 0x01;
+const REQUEST_PARTIAL = 0x02;
+
 /** Fixed bytes of a topology frame besides the entries (kind, flags, envelope, count). */
 const TOPOLOGY_OVERHEAD = 1 + 1 + 33 + 2;
 
@@ -80,12 +95,12 @@ const TOPOLOGY_OVERHEAD = 1 + 1 + 33 + 2;
  * Encodes a topology update as as many frames as needed to stay under the
  * frame limit; every frame is a complete message that can be applied alone.
  */
-export function encodeTopologyFrames(broadcast: BroadcastEnvelope | undefined, entries: readonly TopologyEntry[], maxFrameBytes: number): Buffer[] {
+export function encodeTopologyFrames(broadcast: BroadcastEnvelope | undefined, entries: readonly TopologyItem[], maxFrameBytes: number): Buffer[] {
   const frames: Buffer[] = [];
-  let batch: TopologyEntry[] = [];
+  let batch: TopologyItem[] = [];
   let size = TOPOLOGY_OVERHEAD;
   for (const e of entries) {
-    const s = topologyEntrySize(e);
+    const s = topologyItemSize(e);
     if (batch.length > 0 && (size + s > maxFrameBytes || batch.length === 0xffff)) {
       frames.push(encodeMessage({ kind: 'topology', broadcast, entries: batch }, maxFrameBytes));
       batch = [];
@@ -114,23 +129,42 @@ function readEnvelope(r: WireReader): BroadcastEnvelope {
   return { origin, dst, spanFirst, spanLast, ttl: readTtl(r) };
 }
 
-function readEntry(r: WireReader): TopologyEntry {
+/** A strictly ascending list of peer IDs, none equal to `owner`. */
+function readPeerList(r: WireReader, owner: string, what: string): string[] {
+  const n = r.u16(`${what} count`);
+  if (n * 8 > r.remaining) throw truncatedCount(`${what} count`, n);
+  const list = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const c = r.peerId(what);
+    if (c === owner) throw new MeshMalformedError(`peer ${owner} lists a connection to itself`);
+    if (i > 0 && comparePeerIds(list[i - 1]!, c) >= 0) throw new MeshMalformedError(`${what} must be strictly ascending`);
+    list[i] = c;
+  }
+  return list;
+}
+
+function readItem(r: WireReader): TopologyItem {
   const peer = r.peerId('entry peer');
   const version = r.u64('entry version');
   if (version === 0) throw new MeshMalformedError('entry version 0');
+  const form = r.u8('entry form');
+  if (form === FORM_DELTA) {
+    const baseVersion = r.u64('delta base version');
+    if (baseVersion === 0 || baseVersion >= version) throw new MeshMalformedError(`delta base version ${baseVersion} is not below ${version}`);
+    const added = readPeerList(r, peer, 'added connection');
+    const removed = readPeerList(r, peer, 'removed connection');
+    const gone = new Set(removed);
+    if (added.some((a) => gone.has(a))) throw new MeshMalformedError('a connection is both added and removed');
+    const d: TopologyDelta = { peer, version, baseVersion, added, removed };
+    return d;
+  }
+  if (form !== FORM_FULL) throw new MeshMalformedError(`unknown entry form ${form}`);
   const nickname = r.str8('entry nickname', NICK_ANY);
   if (!isNickname(nickname)) throw new MeshMalformedError(`entry nickname ${JSON.stringify(nickname)} is not allowed`);
   const address = r.address('entry address');
-  const n = r.u16('connection count');
-  if (n * 8 > r.remaining) throw truncatedCount('connection count', n);
-  const connections = new Array<string>(n);
-  for (let i = 0; i < n; i++) {
-    const c = r.peerId('connection');
-    if (c === peer) throw new MeshMalformedError(`peer ${peer} lists a connection to itself`);
-    if (i > 0 && comparePeerIds(connections[i - 1]!, c) >= 0) throw new MeshMalformedError('connections must be strictly ascending');
-    connections[i] = c;
-  }
-  return { peer, version, nickname, address, connections };
+  const connections = readPeerList(r, peer, 'connection');
+  const e: TopologyEntry = { peer, version, nickname, address, connections };
+  return e;
 }
 
 /** Count fields are checked against the bytes really present before anything is allocated for them. */
@@ -160,12 +194,12 @@ function decodeV1(payload: Buffer): Message {
       if (flags > 1) throw new MeshMalformedError(`unknown topology flags 0x${flags.toString(16)}`);
       const broadcast = flags === 1 ? readEnvelope(r) : undefined;
       const n = r.u16('entry count');
-      // 21 bytes is the smallest possible entry.
+      // 21 bytes is the smallest possible item.
       if (n * 21 > r.remaining) throw truncatedCount('entry count', n);
-      const entries: TopologyEntry[] = [];
+      const entries: TopologyItem[] = [];
       const seen = new Set<string>();
       for (let i = 0; i < n; i++) {
-        const e = readEntry(r);
+        const e = readItem(r);
         if (seen.has(e.peer)) throw new MeshMalformedError(`peer ${e.peer} appears twice in one update`);
         seen.add(e.peer);
         entries.push(e);
@@ -175,7 +209,7 @@ function decodeV1(payload: Buffer): Message {
     }
     case Kind.TopologyRequest: {
       const flags = r.u8('request flags');
-      if (flags > 1) throw new MeshMalformedError(`unknown request flags 0x${flags.toString(16)}`);
+      if ((flags & ~(REQUEST_WANT_REVERSE | REQUEST_PARTIAL)) !== 0) throw new MeshMalformedError(`unknown request flags 0x${flags.toString(16)}`);
       const n = r.u32('digest count');
       if (n * 16 > r.remaining) throw truncatedCount('digest count', n);
       const digest: DigestItem[] = [];
@@ -183,7 +217,7 @@ function decodeV1(payload: Buffer): Message {
         const peer = r.peerId('digest peer');
         digest.push({ peer, version: r.u64('digest version') });
       }
-      m = { kind: 'topology-request', wantReverse: flags === 1, digest };
+      m = { kind: 'topology-request', wantReverse: (flags & REQUEST_WANT_REVERSE) !== 0, partial: (flags & REQUEST_PARTIAL) !== 0, digest };
       break;
     }
     case Kind.Gossip: {

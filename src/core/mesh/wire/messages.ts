@@ -21,6 +21,19 @@ export interface Hello {
   readonly connSeq: number;
   /** How often this peer promises to send something; the other side derives its dead timer from it. */
   readonly heartbeatMs: number;
+  /**
+   * The dialer is connecting because an operator named this address (not
+   * discovery). Such a connection is accepted beyond the connection limit
+   * (up to twice it), so a new router can always join through the peers it
+   * was launched with, however full they are.
+   */
+  readonly explicit: boolean;
+  /**
+   * The sender has had no established connection since it started (so it
+   * holds nothing replicated yet): the other side sends it full state even
+   * if it believes the two are already in step.
+   */
+  readonly fresh: boolean;
   /** Where this peer accepts connections, for discovery; undefined when it does not say. */
   readonly address: PeerAddress | undefined;
   /** Tagged extension fields; version 1 defines none and ignores unknown tags. */
@@ -53,6 +66,28 @@ export interface TopologyEntry {
   readonly connections: readonly PeerId[];
 }
 
+/**
+ * A new version of a peer's entry expressed against the version before it:
+ * what the owner broadcasts when its connections change, so a router with
+ * a hundred connections does not resend all of them for one that changed.
+ * A receiver holding exactly `baseVersion` applies it; any other receiver
+ * asks for the full entry.
+ */
+export interface TopologyDelta {
+  readonly peer: PeerId;
+  readonly version: number;
+  readonly baseVersion: number;
+  /** Strictly ascending, none also in `removed`. */
+  readonly added: readonly PeerId[];
+  readonly removed: readonly PeerId[];
+}
+
+export type TopologyItem = TopologyEntry | TopologyDelta;
+
+export function isTopologyDelta(i: TopologyItem): i is TopologyDelta {
+  return 'baseVersion' in i;
+}
+
 export interface DigestItem {
   readonly peer: PeerId;
   readonly version: number;
@@ -61,8 +96,18 @@ export interface DigestItem {
 export type Message =
   | { readonly kind: 'heartbeat' }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string }
-  | { readonly kind: 'topology'; readonly broadcast: BroadcastEnvelope | undefined; readonly entries: readonly TopologyEntry[] }
-  | { readonly kind: 'topology-request'; readonly wantReverse: boolean; readonly digest: readonly DigestItem[] }
+  | { readonly kind: 'topology'; readonly broadcast: BroadcastEnvelope | undefined; readonly entries: readonly TopologyItem[] }
+  | {
+    readonly kind: 'topology-request';
+    /** Ask back if the answer shows the requester knows something newer. */
+    readonly wantReverse: boolean;
+    /**
+     * Only the listed peers are asked about (version 0 = "I have nothing"),
+     * instead of "this is everything I know, send me the rest".
+     */
+    readonly partial: boolean;
+    readonly digest: readonly DigestItem[];
+  }
   | { readonly kind: 'gossip'; readonly channel: string; readonly payload: Uint8Array }
   | { readonly kind: 'gossip-broadcast'; readonly envelope: BroadcastEnvelope; readonly channel: string; readonly payload: Uint8Array }
   | {

@@ -1,7 +1,7 @@
 import { MeshMalformedError, MeshTruncatedError } from '../../errors.js';
 import { ipFromValue } from '../../ip/addr.js';
 import type { PeerAddress } from '../address.js';
-import { isPeerId, type PeerId } from '../peer-id.js';
+import { peerIdAt, type PeerId } from '../peer-id.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -57,8 +57,8 @@ export class WireReader {
 
   peerId(what: string): PeerId {
     this.need(8, what);
-    const id = this.buf.toString('hex', this.off, this.off + 8);
-    if (!isPeerId(id)) throw new MeshMalformedError(`${what}: peer ID 0 is reserved`);
+    const id = peerIdAt(this.buf, this.off);
+    if (id === undefined) throw new MeshMalformedError(`${what}: peer ID 0 is reserved`);
     this.off += 8;
     return id;
   }

@@ -1,6 +1,6 @@
 import { MeshFrameTooLargeError } from '../../errors.js';
 import type { PeerAddress } from '../address.js';
-import type { PeerId } from '../peer-id.js';
+import { writePeerIdAt, type PeerId } from '../peer-id.js';
 import { FRAME_HEADER_BYTES } from './constants.js';
 
 /**
@@ -58,8 +58,7 @@ export class WireWriter {
 
   peerId(id: PeerId): this {
     this.room(8);
-    const n = this.buf.write(id, this.len, 8, 'hex');
-    if (n !== 8) throw new RangeError(`bad peer ID ${id}`);
+    if (!writePeerIdAt(id, this.buf, this.len)) throw new RangeError(`bad peer ID ${id}`);
     this.len += 8;
     return this;
   }
