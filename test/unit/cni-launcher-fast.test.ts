@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,4 +242,22 @@ describe('sh launcher fast path', { skip }, () => {
     const n = nodeSaw(await run(['sh'], file, ADD, 'garbage\n'));
     assert.equal(n.stdin, 'garbage\n');
   });
+});
+
+test('install-cni finds curl and tr by absolute PATH entries only, executable files only', async () => {
+  const { findOnPath } = await import('../../src/cli/commands/install-cni.js');
+  const d = mkdtempSync(join(tmpdir(), 'weft-path-'));
+  try {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => join(d, x));
+    for (const x of [a!, b!, c!]) mkdirSync(x);
+    writeFileSync(join(a!, 'curl'), '');   // not executable
+    mkdirSync(join(b!, 'curl'));           // a directory
+    writeFileSync(join(c!, 'curl'), '#!/bin/sh\n');
+    chmodSync(join(c!, 'curl'), 0o755);
+    assert.equal(findOnPath('curl', `rel/dir:${a}:${b}:${c}`), join(c!, 'curl'));
+    assert.equal(findOnPath('curl', `${a}:${b}`), undefined);
+    assert.equal(findOnPath('curl', ''), undefined);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -2,18 +2,9 @@ import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import { test } from 'node:test';
 import { addToIp, bits, compareIp, formatIp, ipEquals, ipFromValue, ipKey, maxValue, normalizeIp, parseIp, tryParseIp, type Ip } from '../../src/core/ip/addr.js';
+import { seededRandom } from '../../src/core/prng.js';
 
-/** mulberry32: a tiny deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const v4 = (value: bigint): Ip => ({ family: 4, value });
 const v6 = (value: bigint): Ip => ({ family: 6, value });

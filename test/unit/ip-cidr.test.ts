@@ -5,17 +5,9 @@ import {
   type Cidr, cidrContains, cidrContainsCidr, cidrEquals, cidrLast, cidrOverlaps, cidrSize, defaultGateway, formatCidr,
   formatIpWithPrefix, parseCidr, tryParseCidr, tryParseIpWithPrefix, usableRange,
 } from '../../src/core/ip/cidr.js';
+import { seededRandom } from '../../src/core/prng.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const c = (s: string): Cidr => parseCidr(s);
 const ipv = (s: string): bigint => parseIp(s).value;

@@ -4,17 +4,9 @@ import { parseIp } from '../../src/core/ip/addr.js';
 import {
   type Interval, formatInterval, intersect, intervalsContain, intervalsOverlap, ipsOf, normalize, subtract, totalSize, tryParseInterval, walkFrom,
 } from '../../src/core/ip/ranges.js';
+import { seededRandom } from '../../src/core/prng.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const iv = (first: number | bigint, last: number | bigint): Interval => ({ first: BigInt(first), last: BigInt(last) });
 const ipv = (s: string): bigint => parseIp(s).value;

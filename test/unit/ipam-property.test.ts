@@ -17,19 +17,11 @@ import { buildPool, buildSubnet, generalSpace, parseReservation, poolSpace, rang
 import { formatIp, tryParseIp } from '../../src/core/ip/addr.js';
 import { cidrLast, parseCidr, usableRange } from '../../src/core/ip/cidr.js';
 import { type Interval, intervalsContain } from '../../src/core/ip/ranges.js';
+import { seededRandom } from '../../src/core/prng.js';
 
 const NOW = new Date('2024-01-02T03:04:05.000Z');
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 /** The parts of a store transaction IpamService.allocate/releaseBound use, in memory. */
 class MemTx {

@@ -4,16 +4,7 @@ import { parseCidr } from '../../src/core/ip/cidr.js';
 import type { Interval } from '../../src/core/ip/ranges.js';
 import { decodeRing, encodeRing, livePeers, ownedRanges, ringViolations, type Ring } from '../../src/core/ring/index.js';
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as prng } from '../../src/core/prng.js';
 
 export function pick<T>(rand: () => number, xs: readonly T[]): T {
   return xs[Math.floor(rand() * xs.length)]!;
