@@ -512,8 +512,9 @@ async function main(): Promise<void> {
 
   progress('setup: host namespaces, weft router, launchers, exec runners');
   const [weftHost, refHost] = [await world.netns('wb'), await world.netns('rb')];
-  await execFileP(process.execPath, [WEFT_BIN, 'install-cni', '--bin-dir', binDir, '--no-conf']);
   const daemon = await startDaemon(weftHost, tmp);
+  // Installed against this router's socket, so the launchers take the sh + curl fast path as in a real install.
+  await execFileP(process.execPath, [WEFT_BIN, 'install-cni', '--bin-dir', binDir, '--no-conf', '--socket', daemon.socket]);
   const rssIdle = memoryOf(daemon.pid);
   const weftRunner = new ExecRunner(weftHost);
   const refRunner = new ExecRunner(refHost);

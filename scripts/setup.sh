@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(iproute2 nftables iputils-ping util-linux)
+want=(iproute2 nftables iputils-ping util-linux curl)
 if [ "${1-}" = "--test" ]; then
   mapfile -t extra < <(grep -vE '^\s*(#|$)' .ci/packages.txt)
   want+=("${extra[@]}")

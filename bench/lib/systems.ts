@@ -3,9 +3,9 @@
  * its host drives it: exec the plugin binary with the CNI environment and
  * the network configuration on stdin, from inside the host's netns.
  *
- *  - weft: the sh launcher `weft install-cni` writes (it execs Node on the
- *    plugin bundle for everything but VERSION), talking to `weft launch`
- *    running in the same host netns.
+ *  - weft: the sh launcher `weft install-cni` writes (VERSION answered by sh,
+ *    the other verbs sent with curl to `weft launch` running in the same host
+ *    netns; Node only as the fallback).
  *  - reference: Debian's containernetworking-plugins `bridge` with
  *    `host-local` IPAM, the configuration of the research baseline
  *    (docs: /work/shared/research/real-clients.md §2).

@@ -1,7 +1,7 @@
 import { InvalidConfigError, MeshProtocolError } from '../errors.js';
 import { formatPeerAddress, normalizePeerAddress } from './address.js';
 import { meshConfig, type MeshConfig } from './config.js';
-import { admit, type ConnKey } from './conn/admission.js';
+import { admit, preferredConnection, type ConnKey } from './conn/admission.js';
 import { ConnectionMaker } from './conn/connection-maker.js';
 import { Connection, type ConnEvent } from './conn/connection.js';
 import type { GossipData, GossipReceiver, GossipSender } from './gossip/interfaces.js';
@@ -83,6 +83,12 @@ export class Router {
   private depth = 0;
   /** No connection has been established since start (see Hello.fresh). */
   private fresh = true;
+  /** Full state exchanges are rationed (see syncDecide). */
+  private lastFullSyncAt = -Infinity;
+  private readonly deferredSync = new Set<ConnRecord>();
+  private deferredSyncAt: number | undefined;
+  /** An anti-entropy round brought forward because membership grew. */
+  private boostAt: number | undefined;
   /** Topology generation discovery last looked at. */
   private discoveredGen = -1;
   /** Formatting addresses is slow and entries keep their address objects; remember the text per object. */
@@ -243,6 +249,8 @@ export class Router {
     consider(this.connCheckAt);
     consider(this.maker.nextDeadline());
     consider(this.flushAt);
+    consider(this.deferredSyncAt);
+    consider(this.boostAt);
     if (this.routesDirty) consider(this.routesAt + this.config.routeRecalcMs);
     consider(this.topology.nextGarbageAt(this.config.unreachableRemoveAfterMs));
     return t;
@@ -263,15 +271,18 @@ export class Router {
       }
       if (this.flushAt !== undefined && this.flushAt <= now) this.publishLocal(now);
       this.currentRoutes();
+      this.runDeferredSyncs(now);
       const removed = this.topology.collectGarbage(now, this.config.unreachableRemoveAfterMs);
       if (removed.length > 0) {
         this.topologyChanged();
         this.maker.pruneDiscovered((p) => this.topology.has(p));
         for (const peer of removed) this.emit({ type: 'peer-removed', peer });
       }
-      if (this.gossipAt <= now) {
-        this.gossipAt = now + Math.floor(this.config.gossipIntervalMs * (0.9 + 0.2 * this.host.random()));
-        this.antiEntropy();
+      if (this.gossipAt <= now || (this.boostAt !== undefined && this.boostAt <= now)) {
+        const periodic = this.gossipAt <= now;
+        if (periodic) this.gossipAt = now + Math.floor(this.config.gossipIntervalMs * (0.9 + 0.2 * this.host.random()));
+        this.boostAt = undefined;
+        this.antiEntropy(periodic);
       }
       this.dialDue(now);
     } finally {
@@ -363,7 +374,13 @@ export class Router {
     rec.peer = peer;
     rec.establishedAt = now;
     const old = this.byPeer.get(peer);
-    const exchange = old === undefined && this.needsFullExchange(remote);
+    if (old && old !== rec && old.key && rec.key && preferredConnection(old.key, rec.key) === old.key) {
+      // Two handshakes to the same peer ran at once and the other one won;
+      // the peer reaches the same verdict with the same rule.
+      this.apply(rec, rec.fsm.close(CloseCode.Duplicate, 'duplicate connection; keeping the other one', now));
+      return;
+    }
+    const wasFresh = this.fresh;
     this.byPeer.set(peer, rec);
     if (old && old !== rec) this.apply(old, old.fsm.close(CloseCode.Duplicate, 'replaced by a preferred connection', now));
     this.topology.forgiveTombstone(peer);
@@ -371,30 +388,63 @@ export class Router {
     this.directChanged();
     this.log('info', `connected to ${remote.nickname} (${peer}) ${rec.outbound ? 'outbound to' : 'inbound from'} ${rec.address ?? (remote.address ? formatPeerAddress(remote.address) : '?')}`);
     this.emit({ type: 'connection-up', peer, nickname: remote.nickname, outbound: rec.outbound, address: rec.address });
-    if (exchange) {
-      this.sendTo(rec, { kind: 'topology-request', wantReverse: false, partial: false, digest: this.topology.digest() });
-      for (const ch of this.channels.values()) this.sendChannelState(rec, ch);
-    } else if (this.self < peer) {
-      // Both ends should agree already: one digest, from the lower ID, and
-      // the other end asks back only if it has something newer.
-      this.sendTo(rec, { kind: 'topology-request', wantReverse: true, partial: false, digest: this.topology.digest() });
-    }
     this.fresh = false;
+    if (old !== undefined) this.syncLight(rec);
+    else if (wasFresh || remote.fresh) this.syncFull(rec, now);
+    else this.syncDecide(rec, now);
   }
 
   /**
-   * Does a new neighbour need our full state (and we its)? Weave sends it on
-   * every new connection. We skip it for a peer that is already reachable
-   * in our view, so already in our component and kept in step by
-   * broadcasts, unless either side is fresh (just started, holds nothing).
-   * A peer we cannot reach yet may be new, restarted, across a healed
-   * partition, or in another cluster: it gets everything. (We tried finer
-   * rules to save more while a mesh forms; each one let some state wait
-   * for anti-entropy, which costs more than the bytes it saves.)
+   * What a new neighbour gets. Weave sends every channel's full state on
+   * every new connection: while a mesh of n forms that is a full state per
+   * connection, O(n³) bytes in all. Our rules:
+   * - either side fresh (just started, holds nothing): full exchange;
+   * - peer already reachable in our view (in our component, kept in step
+   *   by broadcasts): one topology digest, from the lower ID;
+   * - otherwise (new, restarted, across a healed partition, another
+   *   cluster): a full exchange, but at most one per `syncWindow`; other
+   *   such connections wait for the window to end and decide again, by
+   *   which time most have become reachable through the first one. Every
+   *   router with a link into a component it could not reach exchanges on
+   *   at least one such link, and what it learns it broadcasts to its own
+   *   side, so state crosses in both directions; anti-entropy repairs the
+   *   rest.
    */
-  private needsFullExchange(remote: Hello): boolean {
-    if (this.fresh || remote.fresh) return true;
-    return !this.routes.reachable.has(remote.peer);
+  private syncDecide(rec: ConnRecord, now: number): void {
+    const peer = rec.peer!;
+    if (this.routes.reachable.has(peer)) {
+      this.syncLight(rec);
+    } else if (now - this.lastFullSyncAt >= this.syncWindow()) {
+      this.syncFull(rec, now);
+    } else {
+      this.deferredSync.add(rec);
+      this.deferredSyncAt = this.lastFullSyncAt + this.syncWindow();
+    }
+  }
+
+  private syncWindow(): number {
+    return 2 * this.config.topologyFlushMs;
+  }
+
+  private syncFull(rec: ConnRecord, now: number): void {
+    this.lastFullSyncAt = now;
+    this.sendTo(rec, { kind: 'topology-request', wantReverse: false, partial: false, digest: this.topology.digest() });
+    for (const ch of this.channels.values()) this.sendChannelState(rec, ch);
+  }
+
+  private syncLight(rec: ConnRecord): void {
+    // Both ends should agree already: one digest, from the lower ID; the
+    // other end asks back only if it has something newer.
+    if (this.self < rec.peer!) this.sendTo(rec, { kind: 'topology-request', wantReverse: true, partial: false, digest: this.topology.digest() });
+  }
+
+  private runDeferredSyncs(now: number): void {
+    if (this.deferredSyncAt === undefined || now < this.deferredSyncAt) return;
+    this.deferredSyncAt = undefined;
+    this.currentRoutes();
+    const waiting = [...this.deferredSync];
+    this.deferredSync.clear();
+    for (const rec of waiting) if (!rec.done && rec.peer !== undefined && this.byPeer.get(rec.peer) === rec) this.syncDecide(rec, now);
   }
 
   private onClosed(rec: ConnRecord, code: number, reason: string, byPeer: boolean, error: MeshProtocolError | undefined): void {
@@ -437,7 +487,7 @@ export class Router {
         const ch = this.channels.get(m.channel);
         if (!ch) return this.unknownChannel(m.channel);
         const delta = this.deliver(ch, () => ch.receiver.onGossip(m.payload) as AnyData | undefined);
-        if (delta) this.queue(ch, 'broadcast', delta);
+        if (delta) this.queue(ch, 'subset', delta);
         break;
       }
       case 'gossip-broadcast': {
@@ -567,7 +617,17 @@ export class Router {
     this.routesAt = now;
     this.routesDirty = false;
     this.topology.markReachable(this.routes.reachable, now);
-    for (const p of this.routes.reachable) if (!before.has(p) && p !== this.self) this.emit({ type: 'peer-reachable', peer: p });
+    let grew = false;
+    for (const p of this.routes.reachable) {
+      if (!before.has(p) && p !== this.self) {
+        grew = true;
+        this.emit({ type: 'peer-reachable', peer: p });
+      }
+    }
+    // New members missed the broadcasts sent before we could see them, and
+    // connections to them skip the full exchange once they are reachable
+    // (syncDecide): bring the next anti-entropy round forward.
+    if (grew && this.boostAt === undefined) this.boostAt = now + this.syncWindow();
     for (const p of before) if (!this.routes.reachable.has(p) && this.topology.has(p)) this.emit({ type: 'peer-unreachable', peer: p });
     this.discover(now);
     return this.routes;
@@ -674,12 +734,16 @@ export class Router {
     for (const payload of data.encode()) this.sendTo(rec, { kind: 'gossip', channel: ch.name, payload });
   }
 
-  /** Periodic anti-entropy with a few random neighbours: a topology digest each, and every channel's full state. */
-  private antiEntropy(): void {
+  /** Anti-entropy with a few random neighbours: every channel's full state, and topology digests. */
+  private antiEntropy(withTopology: boolean): void {
     const targets = neighbourSubset([...this.byPeer.keys()], this.currentRoutes().members.length, () => this.host.random());
     if (targets.length === 0) return;
+    // Topology: a digest (push-pull) to every target on the periodic round,
+    // to one of them on a round brought forward.
     const digest = this.topology.digest();
-    for (const p of targets) this.sendTo(this.byPeer.get(p)!, { kind: 'topology-request', wantReverse: true, partial: false, digest });
+    for (const p of withTopology ? targets : targets.slice(0, 1)) {
+      this.sendTo(this.byPeer.get(p)!, { kind: 'topology-request', wantReverse: true, partial: false, digest });
+    }
     for (const ch of this.channels.values()) {
       const data = this.deliver(ch, () => ch.receiver.gossip() as AnyData | undefined);
       if (!data) continue;

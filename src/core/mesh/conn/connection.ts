@@ -1,4 +1,4 @@
-import { MeshProtocolError } from '../../errors.js';
+import { MeshMalformedError, MeshProtocolError } from '../../errors.js';
 import { CloseCode, MAX_HELLO_BYTES, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, closeCodeName } from '../wire/constants.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { decodeHello, encodeHello, negotiateVersion } from '../wire/hello-codec.js';
@@ -48,8 +48,10 @@ export type Admit = (remote: Hello, version: number) => { code: number; reason: 
  * on (write a frame, hand a message to the router, drop the socket), so the
  * same object runs under the TCP adapter and the simulator.
  *
- * Both sides send their hello immediately, so the handshake costs one
- * one-way trip, and messages may follow a hello without waiting.
+ * Both sides send their hello at once; each then checks the other's and
+ * answers ACCEPT or CLOSE. A connection is established when we have
+ * accepted and received the other side's ACCEPT, a round trip after
+ * connecting, so both ends always agree whether it exists.
  */
 export class Connection {
   private st: ConnState = 'handshake';
@@ -116,7 +118,7 @@ export class Connection {
     for (const f of frames) {
       if (this.state === 'closed') return out;
       try {
-        if (this.state === 'handshake') this.onHello(f, now, admit, out);
+        if (this.remoteHello === undefined) this.onHello(f, now, admit, out);
         else this.onFrame(f, now, out);
       } catch (e) {
         if (!(e instanceof MeshProtocolError)) throw e;
@@ -151,19 +153,28 @@ export class Connection {
     // Never declare a peer dead before it has had two chances to speak.
     this.deadAfter = Math.max(this.o.deadAfterMs, 2 * hello.heartbeatMs);
     this.decoder.setMaxFrameBytes(this.o.maxFrameBytes);
-    this.st = 'established';
-    out.push({ type: 'established', remote: hello, version });
+    // Our half of the agreement. Each side decides alone (connection limit,
+    // duplicates), so neither may use the connection until the other side's
+    // ACCEPT shows it decided the same way; a refusal arrives as CLOSE.
+    out.push({ type: 'send', frame: this.encode({ kind: 'accept' }, now) });
   }
 
   private onFrame(frame: Buffer, now: number, out: ConnEvent[]): void {
     const m = decodeMessage(frame, this.ver);
-    if (m.kind === 'heartbeat') return;
     if (m.kind === 'close') {
       this.st = 'closed';
       this.closeInfo = { code: m.code, reason: m.reason, byPeer: true };
       out.push({ type: 'closed', code: m.code, reason: m.reason, byPeer: true, error: undefined });
       return;
     }
+    if (this.st === 'handshake') {
+      if (m.kind !== 'accept') throw new MeshMalformedError(`expected ACCEPT or CLOSE after the hello, got ${m.kind}`);
+      this.st = 'established';
+      out.push({ type: 'established', remote: this.remoteHello!, version: this.ver });
+      return;
+    }
+    if (m.kind === 'accept') throw new MeshMalformedError('second ACCEPT');
+    if (m.kind === 'heartbeat') return;
     out.push({ type: 'message', message: m });
   }
 

@@ -30,6 +30,7 @@ export const Kind = {
   Hello: 0x01,
   Heartbeat: 0x02,
   Close: 0x03,
+  Accept: 0x04,
   Topology: 0x10,
   TopologyRequest: 0x11,
   Gossip: 0x20,

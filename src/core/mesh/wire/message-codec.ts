@@ -50,6 +50,8 @@ function writeItem(w: WireWriter, e: TopologyItem): void {
 /** Encodes one message as one frame (header included). Throws MeshFrameTooLargeError if it does not fit. */
 export function encodeMessage(m: Message, maxFrameBytes: number): Buffer {
   switch (m.kind) {
+    case 'accept':
+      return new WireWriter(1).u8(Kind.Accept).finish(maxFrameBytes);
     case 'heartbeat':
       return new WireWriter(1).u8(Kind.Heartbeat).finish(maxFrameBytes);
     case 'close': {
@@ -181,6 +183,9 @@ function decodeV1(payload: Buffer): Message {
   const kind = r.u8('kind');
   let m: Message;
   switch (kind) {
+    case Kind.Accept:
+      m = { kind: 'accept' };
+      break;
     case Kind.Heartbeat:
       m = { kind: 'heartbeat' };
       break;

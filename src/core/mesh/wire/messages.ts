@@ -94,6 +94,8 @@ export interface DigestItem {
 }
 
 export type Message =
+  /** "I accept this connection": the first frame after the hellos, unless CLOSE. */
+  | { readonly kind: 'accept' }
   | { readonly kind: 'heartbeat' }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string }
   | { readonly kind: 'topology'; readonly broadcast: BroadcastEnvelope | undefined; readonly entries: readonly TopologyItem[] }
