@@ -71,7 +71,7 @@ export function renderReport(r: BenchResults): string {
   };
   const W = r.sequential['weft']!;
   const F = r.sequential['reference']!;
-  head(`sequential, ${W.add.n} containers (ms; weft through the sh launcher -> node bundle -> router)`);
+  head(`sequential, ${W.add.n} containers (ms; weft through the installed sh launcher -> curl -> router)`);
   row('ADD p50', W.add.p50, F.add.p50);
   row('ADD p99', W.add.p99, F.add.p99);
   row('CHECK p50', W.check.p50, F.check.p50);

@@ -343,6 +343,12 @@ export class Router {
 
   /** Carries out what a connection's state machine asked for. */
   private apply(rec: ConnRecord, events: readonly ConnEvent[]): void {
+    this.applyEvents(rec, events);
+    // Its timers may have moved earlier (established: heartbeats start).
+    if (!rec.done) this.noteConnDeadline(rec.fsm.nextDeadline());
+  }
+
+  private applyEvents(rec: ConnRecord, events: readonly ConnEvent[]): void {
     for (const ev of events) {
       switch (ev.type) {
         case 'send':
@@ -456,7 +462,7 @@ export class Router {
     if (error) this.stats.protocolErrors++;
     const who = rec.fsm.remote ? `${rec.fsm.remote.nickname} (${rec.fsm.remote.peer})` : (rec.address ?? `connection #${rec.id}`);
     const level = error || code === CloseCode.ClusterMismatch || code === CloseCode.NameCollision || code === CloseCode.VersionMismatch ? 'warn' : 'info';
-    this.log(level, `connection to ${who} closed ${byPeer ? 'by peer' : 'by us'}: ${closeCodeName(code)}: ${reason}`);
+    this.log(level, `connection to ${who} closed ${byPeer ? 'by peer' : 'by us'}: ${closeCodeName(code)}: ${reason}${error ? ` [${error.code}]` : ''}`);
     if (rec.peer !== undefined && this.byPeer.get(rec.peer) === rec) {
       this.byPeer.delete(rec.peer);
       this.maker.peerDisconnected(rec.peer, now);

@@ -46,6 +46,8 @@ export interface SimNode<A> {
   readonly events: MeshEvent[];
   wakeAt: number | undefined;
   readonly endpoints: Set<Endpoint>;
+  /** Its clock minus the simulation's. */
+  clockOffset: number;
 }
 
 interface Endpoint {
@@ -99,6 +101,8 @@ export class SimNetwork<A> {
   private readonly byAddress = new Map<string, SimNode<A>>();
   private readonly groups = new Map<string, number>();
   private readonly blockedLinks = new Set<string>();
+  /** Per-node clock skew, applied from the node's next boot (a host whose clock jumped). */
+  private readonly clockOffsets = new Map<string, number>();
   private inFlightFrames = 0;
 
   constructor(private readonly opts: SimOptions<A>) {
@@ -132,15 +136,17 @@ export class SimNetwork<A> {
   /** Adds a node and starts its router at `startAt` (default now). */
   add(spec: SimNodeSpec, startAt = this.now): SimNode<A> {
     if (this.byAddress.has(spec.address)) throw new RangeError(`address ${spec.address} taken`);
-    const node = { spec, alive: false, incarnation: 0, events: [], wakeAt: undefined, endpoints: new Set() } as unknown as SimNode<A>;
+    const node = { spec, alive: false, incarnation: 0, events: [], wakeAt: undefined, endpoints: new Set(), clockOffset: 0 } as unknown as SimNode<A>;
     this.byAddress.set(spec.address, node);
     this.queue.at(startAt, () => this.boot(node));
     return node;
   }
 
   private boot(node: SimNode<A>): void {
+    const offset = this.clockOffsets.get(node.spec.address) ?? 0;
+    node.clockOffset = offset;
     const host: MeshHost = {
-      now: () => this.queue.now,
+      now: () => this.queue.now + offset,
       random: this.random,
       dial: (address) => this.dial(node, node.incarnation, address),
       ...(this.opts.log ? { log: (level: string, msg: string) => this.opts.log!(level, `[${this.now.toFixed(0)}] ${msg}`) } : {}),
@@ -184,6 +190,11 @@ export class SimNetwork<A> {
     this.queue.at(at, () => {
       if (!node.alive) this.boot(node);
     });
+  }
+
+  /** From its next (re)start, the node's clock reads `offsetMs` off the simulation's. */
+  setClockOffset(address: string, offsetMs: number): void {
+    this.clockOffsets.set(address, offsetMs);
   }
 
   /** Cuts every link between the two sides (existing connections go silent; new dials time out). */
@@ -252,8 +263,10 @@ export class SimNetwork<A> {
 
   private wake(node: SimNode<A>): void {
     if (!node.alive) return;
-    const t = node.router.nextWakeup();
-    if (t === undefined) return;
+    const wake = node.router.nextWakeup();
+    if (wake === undefined) return;
+    // The router speaks its own clock; the queue runs on the simulation's.
+    const t = wake - node.clockOffset;
     if (node.wakeAt !== undefined && node.wakeAt <= t) return;
     node.wakeAt = t;
     const inc = node.incarnation;
