@@ -25,6 +25,9 @@ fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("weft needs Node >= 20.19, found "+process.version); process.exit(1) }'
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses a lock file without entries for every platform's optional
+  # prebuilt packages, and the registry reachable here has none for darwin/win32
+  # (msgpackr-extract). `npm install` then installs exactly the locked versions.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build

@@ -74,7 +74,7 @@ export class MeshTruncatedError extends MeshProtocolError { constructor(m: strin
 export class MeshMalformedError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_MALFORMED', m, o); } }
 /** The two peers share no protocol version. */
 export class MeshVersionError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_VERSION_MISMATCH', m, o); } }
-/** A well-formed handshake that policy refuses (self, other cluster, name collision, limit, duplicate). */
+/** The peer answered our hello with CLOSE: it refused the connection (self, other cluster, name collision, limit, duplicate). */
 export class MeshHandshakeRejectedError extends MeshProtocolError { constructor(m: string, o?: Opts) { super('MESH_HANDSHAKE_REJECTED', m, o); } }
 
 // ---- cluster IPAM ring (src/core/ring, docs/ring.md) ----

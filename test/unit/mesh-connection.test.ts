@@ -69,6 +69,8 @@ test('handshake: one side refusing (limit, duplicate…) means neither side ever
   assert.ok(!ea.some((e) => e.type === 'established'), 'the dialer saw the refusal instead of establishing');
   assert.equal(a.state, 'closed');
   assert.deepEqual(a.closed, { code: CloseCode.ConnectionLimit, reason: 'full', byPeer: true });
+  const refused = ea.find((e) => e.type === 'closed');
+  assert.ok(refused && refused.type === 'closed' && refused.error?.code === 'MESH_HANDSHAKE_REJECTED', 'the refusal is reportable');
   assert.equal(b.state, 'closed');
   assert.ok(!eb.some((e) => e.type === 'established'));
 });

@@ -1,4 +1,4 @@
-import { InvalidConfigError, MeshProtocolError } from '../errors.js';
+import { InvalidConfigError, MeshFrameTooLargeError, MeshHandshakeRejectedError, MeshProtocolError } from '../errors.js';
 import { formatPeerAddress, normalizePeerAddress } from './address.js';
 import { meshConfig, type MeshConfig } from './config.js';
 import { admit, preferredConnection, type ConnKey } from './conn/admission.js';
@@ -393,7 +393,8 @@ export class Router {
     if (rec.outbound && rec.address) this.maker.connected(rec.address, peer, now);
     this.directChanged();
     this.log('info', `connected to ${remote.nickname} (${peer}) ${rec.outbound ? 'outbound to' : 'inbound from'} ${rec.address ?? (remote.address ? formatPeerAddress(remote.address) : '?')}`);
-    this.emit({ type: 'connection-up', peer, nickname: remote.nickname, outbound: rec.outbound, address: rec.address });
+    // A replacement (duplicate tie-break) is not news: the peer was connected all along.
+    if (!old) this.emit({ type: 'connection-up', peer, nickname: remote.nickname, outbound: rec.outbound, address: rec.address });
     this.fresh = false;
     if (old !== undefined) this.syncLight(rec);
     else if (wasFresh || remote.fresh) this.syncFull(rec, now);
@@ -412,9 +413,10 @@ export class Router {
    *   such connections wait for the window to end and decide again, by
    *   which time most have become reachable through the first one. Every
    *   router with a link into a component it could not reach exchanges on
-   *   at least one such link, and what it learns it broadcasts to its own
-   *   side, so state crosses in both directions; anti-entropy repairs the
-   *   rest.
+   *   at least one such link, and what it learns it passes on to its own
+   *   side (onGossip's news goes to random neighbours), so state crosses
+   *   in both directions. A round of anti-entropy is brought forward when
+   *   new members appear (currentRoutes) to mop up what that misses.
    */
   private syncDecide(rec: ConnRecord, now: number): void {
     const peer = rec.peer!;
@@ -459,9 +461,11 @@ export class Router {
     this.conns.delete(rec);
     rec.handle.close();
     const now = this.host.now();
-    if (error) this.stats.protocolErrors++;
+    // A refusal is the peer's policy; anything else carrying an error is bad input.
+    const badInput = error !== undefined && !(error instanceof MeshHandshakeRejectedError);
+    if (badInput) this.stats.protocolErrors++;
     const who = rec.fsm.remote ? `${rec.fsm.remote.nickname} (${rec.fsm.remote.peer})` : (rec.address ?? `connection #${rec.id}`);
-    const level = error || code === CloseCode.ClusterMismatch || code === CloseCode.NameCollision || code === CloseCode.VersionMismatch ? 'warn' : 'info';
+    const level = badInput || code === CloseCode.ClusterMismatch || code === CloseCode.NameCollision || code === CloseCode.VersionMismatch ? 'warn' : 'info';
     this.log(level, `connection to ${who} closed ${byPeer ? 'by peer' : 'by us'}: ${closeCodeName(code)}: ${reason}${error ? ` [${error.code}]` : ''}`);
     if (rec.peer !== undefined && this.byPeer.get(rec.peer) === rec) {
       this.byPeer.delete(rec.peer);
@@ -519,20 +523,26 @@ export class Router {
         else this.unknownChannel(m.channel);
         break;
       }
+      case 'accept':
       case 'heartbeat':
       case 'close':
         break; // handled by the connection state machine
     }
   }
 
-  /** Runs a channel callback; a payload it cannot decode is dropped and logged, never fatal. */
+  /**
+   * Runs a channel callback. A payload it cannot decode is dropped and
+   * logged, never fatal; so is anything else it throws, because bytes from
+   * a peer must not be able to stop the router through a state machine's
+   * bug (that is logged as such, to be fixed).
+   */
   private deliver<T>(ch: Channel, f: () => T): T | undefined {
     try {
       return f();
     } catch (e) {
-      if (!(e instanceof MeshProtocolError)) throw e;
       this.stats.badPayloads++;
-      this.log('warn', `gossip channel ${ch.name}: dropped undecodable payload: ${e.message}`);
+      if (e instanceof MeshProtocolError) this.log('warn', `gossip channel ${ch.name}: dropped undecodable payload: ${e.message}`);
+      else this.log('warn', `gossip channel ${ch.name}: handler failed (a bug in the channel): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       return undefined;
     }
   }
@@ -659,7 +669,18 @@ export class Router {
 
   private sendTo(rec: ConnRecord, m: Message): void {
     if (rec.done || rec.fsm.state !== 'established') return;
-    this.write(rec, rec.fsm.encode(m, this.host.now()));
+    let frame: Buffer;
+    try {
+      frame = rec.fsm.encode(m, this.host.now());
+    } catch (e) {
+      // A channel payload (or a digest of a huge cluster) over the frame
+      // limit is that sender's bug; drop it rather than take the router down.
+      if (!(e instanceof MeshFrameTooLargeError)) throw e;
+      this.stats.dropped++;
+      this.log('warn', `dropped a ${m.kind} message: ${e.message}`);
+      return;
+    }
+    this.write(rec, frame);
   }
 
   private sendTopology(rec: ConnRecord, env: BroadcastEnvelope | undefined, entries: readonly TopologyItem[]): void {

@@ -1,4 +1,4 @@
-import { MeshMalformedError, MeshProtocolError } from '../../errors.js';
+import { MeshHandshakeRejectedError, MeshMalformedError, MeshProtocolError } from '../../errors.js';
 import { CloseCode, MAX_HELLO_BYTES, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, closeCodeName } from '../wire/constants.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { decodeHello, encodeHello, negotiateVersion } from '../wire/hello-codec.js';
@@ -162,9 +162,11 @@ export class Connection {
   private onFrame(frame: Buffer, now: number, out: ConnEvent[]): void {
     const m = decodeMessage(frame, this.ver);
     if (m.kind === 'close') {
+      // A CLOSE instead of ACCEPT is the peer refusing us; say so in a way a caller can report.
+      const refused = this.st === 'handshake' ? new MeshHandshakeRejectedError(`refused by the peer: ${closeCodeName(m.code)}: ${m.reason}`) : undefined;
       this.st = 'closed';
       this.closeInfo = { code: m.code, reason: m.reason, byPeer: true };
-      out.push({ type: 'closed', code: m.code, reason: m.reason, byPeer: true, error: undefined });
+      out.push({ type: 'closed', code: m.code, reason: m.reason, byPeer: true, error: refused });
       return;
     }
     if (this.st === 'handshake') {

@@ -1,17 +1,7 @@
-/**
- * A small seeded PRNG (mulberry32). Simulations must replay exactly from a
- * seed, so nothing in them may touch Math.random.
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../prng.js';
+
+/** The project's one seeded PRNG; simulations must replay exactly from a seed. */
+export { seededRandom };
 
 /** 8 random bytes as a peer ID (never zero). */
 export function randomPeerId(random: () => number): string {

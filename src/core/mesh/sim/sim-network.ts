@@ -9,12 +9,16 @@ import { seededRandom } from './rng.js';
 
 /** How the simulated network treats frames. Times are virtual milliseconds. */
 export interface LinkModel {
-  /** Probability that a frame other than the hello is lost (what a reset or an overflowing queue costs gossip). */
+  /** Probability that a frame after the handshake is lost (what a reset or an overflowing queue costs gossip). */
   readonly loss: number;
   /** One-way delay, uniform in [delayMinMs, delayMaxMs]. */
   readonly delayMinMs: number;
   readonly delayMaxMs: number;
-  /** Probability that a frame is held back up to `delayMaxMs` more, so later frames overtake it. */
+  /**
+   * Probability that a frame is held back up to 4 × `delayMaxMs` more. Frames
+   * behind it on the same connection wait (TCP is in order); messages on
+   * other connections overtake it.
+   */
   readonly reorder: number;
   /** Deliver frames in random pieces, to exercise the streaming decoder. */
   readonly chunking: boolean;
@@ -350,16 +354,20 @@ export class SimNetwork<A> {
     ep.framesSent++;
     const fromAddr = (ep.node as SimNode<A>).spec.address;
     const toAddr = (to.node as SimNode<A>).spec.address;
-    if (this.blocked(fromAddr, toAddr) || (ep.framesSent > 1 && this.random() < this.link.loss)) {
+    // The handshake (hello, ACCEPT) is never lost: TCP would deliver it or
+    // the connection would fail, which the blocked-link model covers.
+    if (this.blocked(fromAddr, toAddr) || (ep.framesSent > 2 && this.random() < this.link.loss)) {
       this.stats.framesLost++;
       return;
     }
     // No copy: the router never touches a frame after handing it over.
     const bytes = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+    // TCP never reorders within a connection, so neither do we: a delayed
+    // frame holds back the ones behind it, and reordering shows up between
+    // connections (a relayed copy overtaking a direct one), as it does for real.
     let at = this.now + this.delay();
-    if (ep.framesSent > 1 && this.random() < this.link.reorder) at += this.link.delayMaxMs * this.random();
-    else at = Math.max(at, ep.lastArrival);
-    at = Math.max(at, to.readyAt);
+    if (ep.framesSent > 1 && this.random() < this.link.reorder) at += 4 * this.link.delayMaxMs * this.random();
+    at = Math.max(at, ep.lastArrival, to.readyAt);
     ep.lastArrival = Math.max(ep.lastArrival, at);
     this.inFlightFrames++;
     this.queue.at(at, () => {

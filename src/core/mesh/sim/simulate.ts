@@ -70,12 +70,15 @@ export function buildNetwork(o: ConvergenceOptions): SimNetwork<SimApp> {
 }
 
 /**
- * Converged: every live router has the same topology (same peers at the
- * same versions), that topology connects every live router, and every
- * router holds the same map with every router's key in it.
+ * Converged: `peers` routers are running (all of them if not given), they
+ * have the same topology (same peers at the same versions) and it contains
+ * exactly them, that topology connects them all, and every router holds the
+ * same map with at least one key per router.
  */
-export function converged(sim: SimNetwork<SimApp>, expectKeys?: number): boolean {
+export function converged(sim: SimNetwork<SimApp>, peers?: number): boolean {
   const live = sim.alive();
+  const expected = peers ?? sim.nodes().length;
+  if (live.length !== expected) return false;
   if (live.length === 0) return true;
   const first = live[0]!;
   const fp = first.router.topologyFingerprint();
@@ -83,8 +86,8 @@ export function converged(sim: SimNetwork<SimApp>, expectKeys?: number): boolean
   for (const n of live) {
     if (n.router.topologyFingerprint() !== fp || n.app.map.fingerprint() !== mapFp) return false;
   }
-  if (!fp.startsWith(`${live.length}:`)) return false;
-  if (expectKeys !== undefined && first.app.map.entries().length < expectKeys) return false;
+  if (first.router.knownPeers() !== expected) return false;
+  if (first.app.map.entries().length < expected) return false;
   return topologyConnectsAll(first);
 }
 
