@@ -51,6 +51,19 @@ export interface AttachRequest {
 
 export type AttachOutcome = { kind: 'main'; result: CniResult } | { kind: 'ipam'; result: IpamResult };
 
+const WILDCARD = new Set(['', '0.0.0.0', '::']);
+
+/** Two publications of a host port collide when port and protocol match and either binds all addresses or both bind the same one. */
+export function portsClash(a: PortMappingRecord, b: PortMappingRecord): boolean {
+  if (a.hostPort !== b.hostPort || a.protocol !== b.protocol) return false;
+  const ha = a.hostIP ?? '';
+  const hb = b.hostIP ?? '';
+  if (WILDCARD.has(ha) || WILDCARD.has(hb)) return true;
+  const pa = tryParseIp(ha);
+  const pb = tryParseIp(hb);
+  return pa && pb ? pa.family === pb.family && pa.value === pb.value : ha === hb;
+}
+
 export function netnsIdentity(path: string | undefined): string | undefined {
   if (!path) return undefined;
   try {
@@ -114,7 +127,7 @@ export class Attachments {
       }
       for (const pm of req.portMappings) {
         for (const other of tx.listAttachments()) {
-          const clash = other.portMappings.find((x) => x.hostPort === pm.hostPort && x.protocol === pm.protocol && (x.hostIP ?? '') === (pm.hostIP ?? ''));
+          const clash = other.portMappings.find((x) => portsClash(x, pm));
           if (clash) throw new ConflictError(`host port ${pm.protocol}/${pm.hostPort} is already published by container ${other.containerId}`);
         }
       }
@@ -215,7 +228,7 @@ export class Attachments {
       // The NAT table changes only when a subnet starts being masqueraded or a port is published.
       const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
       masqCounted = att.ipMasq;
-      if (masqChanged || att.portMappings.length) await this.host.syncNat();
+      if (masqChanged || att.portMappings.length || this.host.natFailed) await this.host.syncNat();
       return outcome;
     } catch (e) {
       // A failure after the `ready` commit (the NAT sync) was already counted as a masquerade user: uncount it.
@@ -230,7 +243,12 @@ export class Attachments {
     try {
       if (kernelTouched) await this.removeKernel(att);
     } catch (e) {
-      this.log.error('rollback of kernel state failed', { containerId: att.containerId, ifname: att.ifname, err: toWeftError(e).message });
+      // The interface may still carry the address: keep the attachment (as `creating`) and its
+      // allocations, so the runtime's DEL, GC or the next start retries instead of handing the
+      // address to someone else.
+      this.log.error('rollback of kernel state failed; attachment kept for DEL to retry', { containerId: att.containerId, ifname: att.ifname, err: toWeftError(e).message });
+      this.store.write((tx) => tx.putAttachment({ ...att, state: 'creating' }));
+      return;
     }
     this.store.write((tx) => {
       for (const a of allocated) this.ipam.rollback(tx, a);
@@ -256,22 +274,33 @@ export class Attachments {
    * DEL: idempotent. An unknown attachment, a vanished netns or an empty
    * CNI_NETNS (containerd after the task exited) all succeed.
    */
-  async detach(containerId: string, ifname: string, netns?: string): Promise<{ released: string[]; held: string[] } | undefined> {
+  async detach(containerId: string, ifname: string, netns?: string, owner?: { network: string; plugin: 'weft' | 'weft-ipam' }): Promise<{ released: string[]; held: string[] } | undefined> {
     return this.lock.run(this.key(containerId, ifname), async () => {
       const att = this.store.read((tx) => tx.getAttachment(containerId, ifname));
       if (!att) return undefined;
+      // The DEL that follows a refused ADD of *another* network for the same interface
+      // name must not tear down the attachment that is really there.
+      if (owner && (att.network !== owner.network || att.plugin !== owner.plugin)) {
+        this.log.info('DEL for another network ignored', { containerId, ifname, attached: att.network, requested: owner.network, plugin: owner.plugin });
+        return undefined;
+      }
       return this.release(att, netns);
     });
   }
 
-  private async release(att: Attachment, netns?: string): Promise<{ released: string[]; held: string[] }> {
+  /**
+   * `rollback`: the attachment never became ready (an ADD interrupted by a crash), so
+   * its addresses go back exactly as they were: a fresh one is freed even on a sticky
+   * subnet, a reused held one is held again.
+   */
+  private async release(att: Attachment, netns?: string, rollback = false): Promise<{ released: string[]; held: string[] }> {
     await this.removeKernel(att, netns && netns === att.netns ? netns : att.netns);
     const out = this.store.write((tx) => {
       const released: string[] = [];
       const held: string[] = [];
       for (const ip of att.ips) {
         const addr = ip.address.split('/')[0]!;
-        const r = this.ipam.releaseBound(tx, ip.subnet, addr, att.containerId);
+        const r = rollback && att.state === 'creating' ? this.ipam.rollbackBound(tx, ip.subnet, addr, att.containerId) : this.ipam.releaseBound(tx, ip.subnet, addr, att.containerId);
         if (r === 'held') held.push(addr); else if (r === 'freed') released.push(addr);
       }
       tx.deleteAttachment(att.containerId, att.ifname);
@@ -279,7 +308,7 @@ export class Attachments {
     });
     const cidrs = this.store.read((tx) => att.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c));
     const masqChanged = att.ipMasq && att.state === 'ready' && this.host.masqueradeChanged(cidrs, -1);
-    if (masqChanged || att.portMappings.length) await this.host.syncNat();
+    if (masqChanged || att.portMappings.length || this.host.natFailed) await this.host.syncNat();
     return out;
   }
 
@@ -324,7 +353,7 @@ export class Attachments {
    * GC (CNI 1.1) and the start-up sweep: releases every attachment of
    * `network` not in `valid`. Continues past errors and reports them all.
    */
-  async gc(network: string | undefined, isValid: (a: Attachment) => boolean): Promise<{ released: Attachment[]; errors: string[] }> {
+  async gc(network: string | undefined, isValid: (a: Attachment) => boolean, opts: { rollback?: boolean } = {}): Promise<{ released: Attachment[]; errors: string[] }> {
     const candidates = this.store.read((tx) => tx.listAttachments()).filter((a) => (network === undefined || a.network === network) && !isValid(a));
     const released: Attachment[] = [];
     const errors: string[] = [];
@@ -333,7 +362,7 @@ export class Attachments {
         await this.lock.run(this.key(a.containerId, a.ifname), async () => {
           const cur = this.store.read((tx) => tx.getAttachment(a.containerId, a.ifname));
           if (!cur || isValid(cur)) return;
-          await this.release(cur);
+          await this.release(cur, undefined, opts.rollback ?? false);
           released.push(cur);
         });
       } catch (e) {

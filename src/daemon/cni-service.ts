@@ -84,8 +84,11 @@ export class CniService implements CniHandler {
 
   async handle(body: unknown): Promise<unknown> {
     const started = process.hrtime.bigint();
-    const command = (body as { command?: string } | null)?.command ?? 'unknown';
-    const plugin = (body as { plugin?: string } | null)?.plugin ?? 'unknown';
+    // Label values come from the request: keep them to a fixed set so metric series stay bounded.
+    const rawCommand = (body as { command?: unknown } | null)?.command;
+    const rawPlugin = (body as { plugin?: unknown } | null)?.plugin;
+    const command = COMMANDS.includes(rawCommand as CniCommand) ? String(rawCommand) : 'invalid';
+    const plugin = rawPlugin === 'weft' || rawPlugin === 'weft-ipam' ? rawPlugin : 'invalid';
     let outcome = 'ok';
     try {
       const p = this.parse(body);
@@ -148,7 +151,7 @@ export class CniService implements CniHandler {
   }
 
   private async del(p: Parsed): Promise<void> {
-    const r = await this.attachments.detach(p.env.containerId!, p.env.ifname!, p.env.netns);
+    const r = await this.attachments.detach(p.env.containerId!, p.env.ifname!, p.env.netns, { network: p.conf.name, plugin: p.kind });
     if (r) this.log.info('detached', { containerId: p.env.containerId, ifname: p.env.ifname, released: r.released, held: r.held });
   }
 

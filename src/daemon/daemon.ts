@@ -202,6 +202,8 @@ export class Daemon {
         await new Promise<void>((r) => { s.close(() => r()); s.closeIdleConnections(); });
         try { unlinkSync(this.opts.socket); } catch { /* gone */ }
       }
+      // A reconcile pass in flight must not find the store closed under it.
+      await this.reconciler.idle();
       await this.store.close();
       this.unlock();
       this.opts.logger.info('weft router stopped');

@@ -3,7 +3,7 @@
  * lock left by a process that no longer runs (kill -9, power loss) is taken
  * over, so a crashed router never blocks its own restart.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { ConflictError } from '../core/errors.js';
 
 function alive(pid: number): boolean {
@@ -22,25 +22,37 @@ function alive(pid: number): boolean {
 
 export function acquireDataDirLock(dir: string): () => void {
   const path = `${dir}/weft.lock`;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const readPid = (p: string): number => { try { return Number(readFileSync(p, 'utf8').trim()); } catch { return NaN; } };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    // The PID is written to a private file first and linked into place, so nobody
+    // ever sees the lock without its owner (an empty file would look stale).
+    const mine = `${path}.${process.pid}`;
+    writeFileSync(mine, `${process.pid}\n`, { mode: 0o600 });
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
+      linkSync(mine, path);
+      unlinkSync(mine);
       return () => {
         try {
-          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+          if (readPid(path) === process.pid) unlinkSync(path);
         } catch { /* already gone */ }
       };
     } catch (e) {
+      unlinkSync(mine);
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let pid = NaN;
-      try { pid = Number(readFileSync(path, 'utf8').trim()); } catch { /* raced with its removal */ }
-      if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) {
-        throw new ConflictError(`another weft router (pid ${pid}) is using data dir ${dir}`, { hint: 'stop it first, or give this one another --data-dir' });
-      }
-      try { unlinkSync(path); } catch { /* someone else took it over; retry */ }
     }
+    const pid = readPid(path);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new ConflictError(`another weft router (pid ${pid}) is using data dir ${dir}`, { hint: 'stop it first, or give this one another --data-dir' });
+    }
+    // Stale: move it aside atomically and make sure what we moved is the dead owner's
+    // lock, not one a concurrent starter has just taken over.
+    const aside = `${path}.stale.${process.pid}`;
+    try { renameSync(path, aside); } catch { continue; }
+    const moved = readPid(aside);
+    if (moved !== pid && Number.isInteger(moved) && moved > 0 && alive(moved)) {
+      try { linkSync(aside, path); } catch { /* a third starter took the slot */ }
+    }
+    try { unlinkSync(aside); } catch { /* gone */ }
   }
   throw new ConflictError(`could not lock data dir ${dir}: another router keeps taking it`);
 }

@@ -26,6 +26,8 @@ export class HostNetwork {
   private natRun: Promise<void> = Promise.resolve();
   private natDirty = false;
   private natApplied = false;
+  /** The last NAT sync failed: the table may be stale, so the next change must resync even if it looks unneeded. */
+  natFailed = false;
   private readonly forwarding = new Set<4 | 6>();
   /**
    * Bridges ensured by this process, with the spec they were ensured to: an
@@ -171,8 +173,12 @@ export class HostNetwork {
     });
     const ensured: string[] = [];
     for (const s of specs) {
-      // Always read the kernel here: this is what repairs a bridge someone changed.
-      await this.bridgeLock.run(s.name, () => this.ensureSpec(s));
+      // Always read the kernel here: this is what repairs a bridge someone changed. The spec is
+      // recomputed under the lock: an ADD may have bound another subnet (gateway) meanwhile.
+      await this.bridgeLock.run(s.name, async () => {
+        const fresh = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === s.name);
+        if (fresh) await this.ensureSpec(fresh);
+      });
       ensured.push(s.name);
     }
     const removed: string[] = [];
@@ -194,19 +200,22 @@ export class HostNetwork {
    * while an apply runs are coalesced into one more apply, so a burst of
    * ADDs costs two table replacements, not one each.
    */
-  syncNat(): Promise<void> {
+  syncNat(opts: { force?: boolean } = {}): Promise<void> {
+    if (opts.force) this.dp.forgetAppliedNat();
     if (this.natDirty) return this.natRun;
     this.natDirty = true;
     const run = this.natRun.catch(() => undefined).then(async () => {
       this.natDirty = false;
+      this.natFailed = true;
       const spec = this.store.read((tx) => desiredNat(tx.listAttachments(), this.subnetsMap(tx)));
       if (natIsEmpty(spec)) {
         if (this.natApplied) { await this.dp.removeNat(); this.natApplied = false; }
+        this.natFailed = false;
         return;
       }
       await this.dp.applyNat(spec);
       this.natApplied = true;
-    });
+    }).then(() => { this.natFailed = false; });
     this.natRun = run;
     return run;
   }

@@ -255,6 +255,23 @@ export class IpamService {
   }
 
   /**
+   * Undoes the allocation of an ADD that never completed: an address this ADD took
+   * fresh (createdAt = updatedAt) is freed; a held sticky address it reused goes back
+   * to held for its identity.
+   */
+  rollbackBound(tx: StoreTx, subnet: string, ip: string, containerId: string): 'freed' | 'held' | 'absent' {
+    const a = tx.allocationAt(subnet, ip);
+    if (!a || a.state !== 'bound' || a.containerId !== containerId) return 'absent';
+    if (a.createdAt !== a.updatedAt && a.identity) {
+      const { containerId: _c, ifname: _i, netns: _n, network: _w, ...rest } = a;
+      tx.putAllocation({ ...rest, state: 'held', updatedAt: this.stamp() });
+      return 'held';
+    }
+    tx.deleteAllocation(subnet, ip);
+    return 'freed';
+  }
+
+  /**
    * Frees an address bound to a container. On a sticky subnet or pool the
    * address stays with its identity (state `held`) until `weft ip release`.
    */

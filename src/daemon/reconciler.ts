@@ -35,6 +35,11 @@ export class Reconciler {
 
   constructor(private readonly attachments: Attachments, private readonly host: HostNetwork, private readonly log: Logger, private readonly now: () => Date) {}
 
+  /** Resolves when no pass is running (the daemon waits for it before closing the store). */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+
   /** Runs one pass; concurrent callers share the pass in progress. */
   run(opts: { startup: boolean }): Promise<ReconcileReport> {
     this.running ??= this.pass(opts).finally(() => { this.running = undefined; });
@@ -46,7 +51,7 @@ export class Reconciler {
     let rolledBack = 0;
     if (opts.startup) {
       // Nothing else runs yet at start-up, so every `creating` record is a leftover of a crash.
-      const r = await this.attachments.gc(undefined, (a) => a.state !== 'creating');
+      const r = await this.attachments.gc(undefined, (a) => a.state !== 'creating', { rollback: true });
       rolledBack = r.released.length;
       errors.push(...r.errors);
     }
@@ -62,7 +67,8 @@ export class Reconciler {
       errors.push(`bridges: ${toWeftError(e).message}`);
     }
     try {
-      await this.host.syncNat();
+      // Forced: someone may have flushed the ruleset (`systemctl restart nftables`) since the last apply.
+      await this.host.syncNat({ force: true });
     } catch (e) {
       errors.push(`nftables: ${toWeftError(e).message}`);
     }

@@ -277,6 +277,19 @@ describe('managed IPAM through CNI', { skip }, () => {
       await del(plain);
     });
 
+    test('a flushed nftables table (e.g. `systemctl restart nftables`) comes back at the next reconcile', async () => {
+      const masq = await addOk(weftConf({ ipMasq: true }), 'K8S_POD_NAME=masqflush');
+      try {
+        await execOk('nft', ['delete', 'table', 'inet', 'weft'], { netns: kit.host.name });
+        assert.equal(await ping(masq.ns.name, '198.51.100.2'), false, 'masquerade is gone with the table');
+        await kit.router.api().post('/v1/reconcile', {});
+        assert.match(await execOk('nft', ['list', 'table', 'inet', 'weft'], { netns: kit.host.name }), /masquerade/);
+        assert.equal(await ping(masq.ns.name, '198.51.100.2', { waitS: 2 }), true, 'masqueraded traffic flows again');
+      } finally {
+        await del(masq);
+      }
+    });
+
     test('ipMasq on a dual-stack network: both families leave the host, also for a v6 subnet created after start-up', async () => {
       // ds6 was created with `weft subnet create` after the router started (before() above), when it only had IPv4 subnets.
       const a = await addOk(weftConf({ subnet: ['ds4', 'ds6'], ipMasq: true }), 'K8S_POD_NAME=masq6');

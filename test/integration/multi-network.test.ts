@@ -41,3 +41,32 @@ describe('a container on two weft networks', () => {
     await assertNothingLeft(kit.router, id, 'eth1');
   });
 });
+
+describe('DEL of a refused ADD on another network', () => {
+  let kit: Kit;
+  before(async () => {
+    kit = await startKit('mx', { ipallocRange: '10.84.0.0/24' });
+    for (const [name, cidr] of [['xa', '10.94.1.0/24'], ['xb', '10.94.2.0/24']] as const) {
+      const r = await kit.router.weft('subnet', 'create', name, '--cidr', cidr);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => { await kit?.world.cleanup(); });
+
+  test('leaves the attachment of the network that really owns the interface alone', async () => {
+    const ns = await kit.world.netns('c');
+    const id = cid('mx');
+    const call = { containerId: id, netns: ns.path, ifname: 'eth0' };
+    cniOk(await kit.router.cni({ command: 'ADD', ...call }, weftConf({ name: 'neta', subnet: 'xa' })));
+    const refused = await kit.router.cni({ command: 'ADD', ...call }, weftConf({ name: 'netb', subnet: 'xb' }));
+    assert.equal(refused.code, 1);
+    assert.equal((refused.json as { code: number }).code, 105, refused.stdout);
+    // As the spec requires, the runtime now DELs the failed attachment: it must not touch neta's.
+    cniOk(await kit.router.cni({ command: 'DEL', ...call }, weftConf({ name: 'netb', subnet: 'xb' })));
+    const atts = await kit.router.api().get<{ containerId: string; network: string }[]>('/v1/attachments');
+    assert.deepEqual(atts.filter((a) => a.containerId === id).map((a) => a.network), ['neta']);
+    assert.ok(await ping(ns.name, '10.94.1.1'), 'neta still works');
+    cniOk(await kit.router.cni({ command: 'DEL', ...call }, weftConf({ name: 'neta', subnet: 'xa' })));
+    await assertNothingLeft(kit.router, id);
+  });
+});

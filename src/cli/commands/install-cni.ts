@@ -72,6 +72,8 @@ export function registerInstallCni(cli: CAC, ctx: Ctx): void {
       if (bad) throw new UsageError(`--network "${network}" ${bad}`);
       const ports = String(opts.ports);
       if (ports !== 'builtin' && ports !== 'portmap') throw new UsageError('--ports must be "builtin" or "portmap"');
+      const socketOpt = optString(opts.socket) ?? DEFAULT_SOCKET;
+      if (!socketOpt.startsWith('/')) throw new UsageError(`--socket must be an absolute path, got "${socketOpt}"`);
       const bundle = bundlePath();
       if (!existsSync(bundle)) throw new UsageError(`the plugin bundle ${bundle} is missing: run \`npm run build\` first`);
       mkdirSync(binDir, { recursive: true });

@@ -118,4 +118,6 @@ export interface DataPlane {
   /** Replaces weft's nftables table when the rendered ruleset differs from the last one applied. */
   applyNat(spec: NatSpec): Promise<void>;
   removeNat(): Promise<void>;
+  /** Forgets the last applied ruleset so the next applyNat rewrites the table even if unchanged (someone may have flushed it). */
+  forgetAppliedNat(): void;
 }
