@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 const NETNS_DIR = '/run/netns';
 const OWNER_DIR = '/run/weft-test-owners';
@@ -77,4 +78,26 @@ try {
 } catch {
   /* no records */
 }
+// Temp dirs of crashed runs (World.tempDir: <tmp>/weft-*), e.g. podman or containerd
+// storage with overlay mounts still inside. Only those untouched for an hour, so a
+// run in progress keeps its own; mounts below them go first, deepest first.
+const tmp = tmpdir();
+let mounts = [];
+try {
+  mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter(Boolean);
+} catch {
+  /* no mountinfo */
+}
+for (const d of readdirSync(tmp).filter((n) => n.startsWith('weft-'))) {
+  const dir = join(tmp, d);
+  let st;
+  try { st = statSync(dir); } catch { continue; }
+  if (!st.isDirectory() || now - st.mtimeMs < UNOWNED_MAX_AGE_MS) continue;
+  if (!dryRun) {
+    for (const m of mounts.filter((m) => m === dir || m.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  removed.push(dir);
+}
+
 console.log(removed.length === 0 ? 'cleanup-leftovers: nothing left over' : `cleanup-leftovers: ${dryRun ? 'would delete' : 'deleted'} ${removed.join(' ')}`);
