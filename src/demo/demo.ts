@@ -12,7 +12,8 @@ import type { Io } from '../cli/output.js';
 import { bundlePath } from '../cli/commands/install-cni.js';
 import { ROUTER_NODE_FLAGS } from '../cli/commands/launch.js';
 
-const STATE_DIR = '/run/weft-demo';
+/** Where the running demo keeps its state; WEFT_DEMO_DIR moves it (the tests do). */
+const STATE_DIR = process.env.WEFT_DEMO_DIR ?? '/run/weft-demo';
 const STATE = `${STATE_DIR}/state.json`;
 
 interface DemoState {
@@ -43,6 +44,27 @@ function cni(state: DemoState, command: string, ns: string, name: string): unkno
   return r.stdout ? JSON.parse(r.stdout) : undefined;
 }
 
+/**
+ * The test suite's leftover sweep deletes `wt*` namespaces whose owner died;
+ * recording the demo's router as their owner keeps a running demo safe from it.
+ */
+const OWNER_DIR = '/run/weft-test-owners';
+function markOwned(names: readonly string[], pid: number): void {
+  let start: string | undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch { /* gone already: the sweep may take them, as it should */ }
+  mkdirSync(OWNER_DIR, { recursive: true });
+  for (const n of names) writeFileSync(`${OWNER_DIR}/${n}`, JSON.stringify({ pid, start }));
+}
+
+/** `weft` when it is on PATH (npm link), else the path of this build's executable. */
+function weftCommand(): string {
+  const onPath = spawnSync('sh', ['-c', 'command -v weft'], { encoding: 'utf8' });
+  return onPath.status === 0 && onPath.stdout.trim() ? 'weft' : new URL('../bin/weft.js', import.meta.url).pathname;
+}
+
 async function waitReady(socket: string): Promise<void> {
   const api = new ApiClient(socket, 1000);
   for (let i = 0; i < 150; i++) {
@@ -71,6 +93,7 @@ export async function runDemo(io: Io): Promise<void> {
     state.pid = child.pid;
     writeFileSync(STATE, JSON.stringify(state));
     await waitReady(state.socket);
+    markOwned([state.host, ...state.containers], child.pid!);
     io.out('[3/4] attaching the containers through the weft CNI plugin');
     const ips: string[] = [];
     for (const [i, ns] of state.containers.entries()) {
@@ -88,11 +111,12 @@ export async function runDemo(io: Io): Promise<void> {
     }
     io.out('');
     io.out('The demo is running. Explore it:');
-    io.out(`  weft --socket ${state.socket} status        (or: weft status --socket ${state.socket})`);
-    io.out(`  weft ps --socket ${state.socket}`);
-    io.out(`  weft ip list --socket ${state.socket}`);
+    const w = weftCommand();
+    io.out(`  ${w} status --socket ${state.socket}`);
+    io.out(`  ${w} ps --socket ${state.socket}`);
+    io.out(`  ${w} ip list --socket ${state.socket} -o json`);
     io.out(`  nsenter --net=/run/netns/${state.containers[0]} ping -c 3 ${ips[1]}`);
-    io.out('Remove it with: weft demo --down');
+    io.out(`Remove it with: ${w} demo --down`);
   } catch (e) {
     io.err(`demo failed: ${(e as Error).message}; cleaning up`);
     await downDemo(io);
@@ -113,7 +137,10 @@ export async function downDemo(io: Io): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  for (const ns of [...state.containers, state.host]) spawnSync('ip', ['netns', 'del', ns]);
+  for (const ns of [...state.containers, state.host]) {
+    spawnSync('ip', ['netns', 'del', ns]);
+    rmSync(`${OWNER_DIR}/${ns}`, { force: true });
+  }
   rmSync(STATE_DIR, { recursive: true, force: true });
   io.out('demo removed');
 }
