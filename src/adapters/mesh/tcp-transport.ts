@@ -13,6 +13,12 @@
  *   exceed `maxQueuedBytes` is destroyed with a logged reason;
  * - never calls into the router from inside `send`/`close`/`dial`: those only
  *   touch sockets, and every router input comes from a socket or timer event.
+ *
+ * Sizing `maxQueuedBytes`: when a connection is established the router sends
+ * every channel's full state in one go, so the bound must exceed the largest
+ * full-state sync, or a router with that much state overflows (and closes)
+ * every new connection. There is no flow-control signal back into the router
+ * yet; this bound only protects memory from a peer that stopped reading.
  */
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { ConnHandle, ConnSink, MeshHost, Router } from '../../core/mesh/index.js';
