@@ -28,9 +28,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   # `npm ci` refuses a lock file without entries for every platform's optional
   # prebuilt packages, and the registry reachable here has none for darwin/win32
   # (msgpackr-extract). `npm install` then installs exactly the locked versions.
-  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/weft-npm-ci.err; then
-    echo "setup: npm ci refused the lock file ($(grep -m1 'Missing:' /tmp/weft-npm-ci.err || head -n1 /tmp/weft-npm-ci.err)); installing the locked versions with npm install"
+  err=$(mktemp)
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>"$err"; then
+    echo "setup: npm ci refused the lock file ($(grep -m1 'Missing:' "$err" || head -n1 "$err")); installing the locked versions with npm install"
     npm install --no-audit --no-fund --loglevel=error
   fi
+  rm -f "$err"
 fi
 npm run --silent build
