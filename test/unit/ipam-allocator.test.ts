@@ -7,6 +7,7 @@ import { type AllocationDecision, type AllocationRequest, type AllocationView, d
 import { type Allocation, type Identity, identityKey, type Pool, type Reservation, type Subnet } from '../../src/core/ipam/model.js';
 import { buildPool, buildSubnet, updateSubnet } from '../../src/core/ipam/spec.js';
 import { formatIp } from '../../src/core/ip/addr.js';
+import { fails } from '../helpers/assert-error.js';
 
 const NOW = '2024-01-02T03:04:05.000Z';
 
@@ -54,14 +55,6 @@ function alloc(view: FakeView, r: AllocationRequest): string {
   return view.apply(r, decide(view, r));
 }
 
-function fails(fn: () => unknown, cls: new (...a: never[]) => WeftError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
-    if (typeof message === 'string') assert.equal((e as Error).message, message);
-    else assert.match((e as Error).message, message);
-    return true;
-  });
-}
 
 const anon: Identity = { namespace: 'default' };
 const pod = (name: string, namespace = 'default'): Identity => ({ namespace, name });

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Store, StoreTx } from '../../src/adapters/store/store.js';
-import { AddressUnavailableError, BadRequestError, ConflictError, NotFoundError, type WeftError } from '../../src/core/errors.js';
+import { AddressUnavailableError, BadRequestError, ConflictError, NotFoundError } from '../../src/core/errors.js';
 import type { Attachment } from '../../src/core/ipam/attachment.js';
 import type { Allocation, Pool, Reservation, Subnet } from '../../src/core/ipam/model.js';
 import { IpamService } from '../../src/daemon/ipam-service.js';
+import { fails } from '../helpers/assert-error.js';
 
 interface Tables {
   subnets: Map<string, Subnet>;
@@ -81,14 +82,6 @@ function setup(): { store: MemStore; svc: IpamService } {
   return { store, svc: new IpamService(store, () => NOW) };
 }
 
-function fails(fn: () => unknown, cls: new (...a: never[]) => WeftError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
-    if (typeof message === 'string') assert.equal((e as Error).message, message);
-    else assert.match((e as Error).message, message);
-    return true;
-  });
-}
 
 const args = (containerId: string, name?: string, extra: Record<string, string> = {}) => ({
   subnet: 'a', identity: { namespace: 'default', ...(name ? { name } : {}) }, containerId, ifname: 'eth0', network: 'weft', ...extra,
