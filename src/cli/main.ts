@@ -16,6 +16,7 @@ import { registerStatus } from './commands/status.js';
 import { registerSubnet } from './commands/subnet.js';
 import { registerVersion } from './commands/version.js';
 import { registerDemo } from './commands/demo.js';
+import { registerPeers } from './commands/peers.js';
 
 const GROUPS: Record<string, { about: string; register: (cli: CAC, ctx: Ctx) => void }> = {
   subnet: { about: 'Manage subnets: create, list, show, update, delete', register: registerSubnet },
@@ -27,6 +28,7 @@ function topLevel(ctx: Ctx): CAC {
   const cli = cac('weft');
   registerLaunch(cli, ctx);
   registerStatus(cli, ctx);
+  registerPeers(cli, ctx);
   registerInstallCni(cli, ctx);
   registerVersion(cli, ctx);
   registerDemo(cli, ctx);

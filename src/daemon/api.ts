@@ -20,10 +20,24 @@ export interface StatusSource {
   attachments(): unknown[];
 }
 
+/** The cluster side of the API; absent when the router runs without a mesh. */
+export interface ClusterApi {
+  mesh(): unknown;
+  connect(address: string): unknown;
+  forget(address: string): unknown;
+  hosts(): unknown;
+}
+
 export const API_VERSION = 'v1';
 
-export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics: Metrics; status: StatusSource; reconcile?: () => Promise<unknown> }): Router {
-  const { ipam, cni, metrics, status, reconcile } = deps;
+function addressBody(body: unknown): string {
+  const b = body as { address?: unknown } | undefined;
+  if (typeof b?.address !== 'string' || b.address === '') throw new BadRequestError('expected {"address": "IP[:PORT]"}');
+  return b.address;
+}
+
+export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics: Metrics; status: StatusSource; reconcile?: () => Promise<unknown>; cluster?: ClusterApi }): Router {
+  const { ipam, cni, metrics, status, reconcile, cluster } = deps;
   const r = new Router();
   r.add('GET', '/v1/status', async () => ({ body: await status.status() }));
   r.add('GET', '/v1/attachments', () => ({ body: status.attachments() }));
@@ -53,5 +67,12 @@ export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics:
     if (typeof b?.subnet !== 'string' || typeof b.ip !== 'string') throw new BadRequestError('release needs {"subnet": NAME, "ip": ADDRESS}');
     return { body: ipam.release(b.subnet, b.ip) };
   });
+
+  if (cluster) {
+    r.add('GET', '/v1/mesh', () => ({ body: cluster.mesh() }));
+    r.add('POST', '/v1/mesh/connect', (q) => ({ body: cluster.connect(addressBody(q.body)) }));
+    r.add('POST', '/v1/mesh/forget', (q) => ({ body: cluster.forget(addressBody(q.body)) }));
+    r.add('GET', '/v1/cluster/hosts', () => ({ body: cluster.hosts() }));
+  }
   return r;
 }

@@ -87,6 +87,7 @@ function mergeDns(layers: readonly CniDns[]): CniDns {
 
 export class Attachments {
   private readonly lock = new KeyedMutex();
+  private readonly listeners: (() => void)[] = [];
 
   constructor(
     private readonly store: Store,
@@ -104,6 +105,17 @@ export class Attachments {
 
   list(): Attachment[] {
     return this.store.read((tx) => tx.listAttachments());
+  }
+
+  /** Called after an attachment became ready or was removed (the cluster announces its endpoints then). */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) {
+      try { fn(); } catch (e) { this.log.warn('attachment change listener failed', { err: (e as Error).message }); }
+    }
   }
 
   async attach(req: AttachRequest): Promise<AttachOutcome> {
@@ -225,6 +237,7 @@ export class Attachments {
       }
       const mac = outcome.kind === 'main' ? outcome.result.interfaces.find((i) => i.sandbox)?.mac : undefined;
       this.store.write((tx) => tx.putAttachment({ ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> }));
+      this.changed();
       // The NAT table changes only when a subnet starts being masqueraded or a port is published.
       const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
       masqCounted = att.ipMasq;
@@ -255,6 +268,7 @@ export class Attachments {
       tx.deleteAttachment(att.containerId, att.ifname);
       for (const b of bound) this.host.unbindSubnet(tx, b);
     });
+    this.changed();
     // The bridge this ADD created, or the gateway it added to an existing one, goes too.
     if (kernelTouched && att.bridge) {
       await this.host.settleBridge(att.bridge).catch((e: unknown) => this.log.error('rollback of the bridge failed', { bridge: att.bridge, err: toWeftError(e).message }));
@@ -306,6 +320,7 @@ export class Attachments {
       tx.deleteAttachment(att.containerId, att.ifname);
       return { released, held };
     });
+    if (att.state === 'ready') this.changed();
     const cidrs = this.store.read((tx) => att.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c));
     const masqChanged = att.ipMasq && att.state === 'ready' && this.host.masqueradeChanged(cidrs, -1);
     if (masqChanged || att.portMappings.length || this.host.natFailed) await this.host.syncNat();

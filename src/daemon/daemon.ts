@@ -13,7 +13,7 @@ import type { DataPlane, KernelFeatures } from '../core/dataplane/types.js';
 import { ConflictError, toWeftError } from '../core/errors.js';
 import { formatCidr, parseCidr } from '../core/ip/cidr.js';
 import { WEFT_VERSION } from '../version.js';
-import { buildRouter } from './api.js';
+import { buildRouter, type ClusterApi } from './api.js';
 import { Attachments } from './attachments.js';
 import { CniService } from './cni-service.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
@@ -22,7 +22,11 @@ import { IpamService } from './ipam-service.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { type ReconcileReport, Reconciler, summarize } from './reconciler.js';
-import type { RouterStatus } from './status.js';
+import type { ClusterSummary, RouterStatus } from './status.js';
+import { ClusterService } from './cluster-service.js';
+import { type MeshOptions, MeshService } from './mesh-service.js';
+import { chooseUnderlay, type Underlay } from '../core/cluster/underlay.js';
+import { readUnderlayLinks } from '../adapters/kernel/underlay-links.js';
 
 export const DEFAULT_SUBNET = 'default';
 
@@ -39,6 +43,8 @@ export interface DaemonOptions {
   readonly dataPlane?: DataPlane;
   /** HOST:PORT for a plain-TCP /metrics endpoint (Prometheus cannot scrape a unix socket); off when absent. */
   readonly metricsAddr?: string;
+  /** Router-to-router mesh; absent: this router serves its host alone (embedded tests). */
+  readonly mesh?: MeshOptions;
 }
 
 async function socketInUse(path: string): Promise<boolean> {
@@ -58,6 +64,10 @@ export class Daemon {
   private readonly warnings: string[] = [];
   private readonly startedAt: Date;
   private stopping?: Promise<void>;
+  private underlay?: Underlay;
+  private publishTimer?: NodeJS.Timeout;
+  readonly mesh?: MeshService;
+  readonly cluster?: ClusterService;
   readonly store: Store;
   readonly ipam: IpamService;
   readonly attachments: Attachments;
@@ -82,6 +92,11 @@ export class Daemon {
       subnets: () => this.ipam.listSubnets().map((u) => ({ name: u.subnet.name, bound: u.bound, held: u.held, reserved: u.reserved, capacity: u.capacity })),
       attachments: () => this.attachments.list().length,
     });
+    if (opts.mesh) {
+      this.mesh = new MeshService(this.store, opts.name, opts.ipallocRange, opts.mesh, log);
+      this.cluster = new ClusterService(this.mesh, () => this.underlay?.ip ?? null, () => this.attachments.list(), log.child({ component: 'cluster' }));
+      this.attachments.onChange(() => this.schedulePublish());
+    }
     this.cni = new CniService(this.attachments, this.ipam, log.child({ component: 'cni' }), this.metrics, () => this.features,
       async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET);
   }
@@ -115,6 +130,12 @@ export class Daemon {
     this.host.assumeNatApplied();
     this.lastReconcile = await this.reconciler.run({ startup: true });
     this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
+    if (this.mesh && this.opts.mesh) {
+      this.underlay = chooseUnderlay(await readUnderlayLinks(), this.opts.mesh.advertiseAddr);
+      if (!this.underlay) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
+      await this.mesh.start();
+      this.cluster!.publishLocal();
+    }
     await this.listen();
     if (this.opts.metricsAddr) await this.listenMetrics(this.opts.metricsAddr);
     const every = this.opts.reconcileIntervalMs ?? 60_000;
@@ -123,6 +144,35 @@ export class Daemon {
       this.timer.unref();
     }
     log.info('weft router ready', { name: this.opts.name, socket: this.opts.socket, dataDir: this.opts.dataDir, version: WEFT_VERSION, reconcile: summarize(this.lastReconcile) });
+  }
+
+  /** Coalesces endpoint announcements: a burst of ADDs is announced once. */
+  private schedulePublish(): void {
+    if (this.publishTimer || !this.cluster) return;
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = undefined;
+      try { this.cluster?.publishLocal(); } catch (e) { this.opts.logger.warn('announcing endpoints failed', { err: toWeftError(e).message }); }
+    }, 20);
+  }
+
+  private clusterApi(mesh: MeshService, cluster: ClusterService): ClusterApi {
+    return {
+      mesh: () => ({ ...mesh.status(), incarnation: mesh.incarnation, underlay: this.underlay ?? null, transport: mesh.counters() }),
+      connect: (a) => ({ address: mesh.connect(a) }),
+      forget: (a) => mesh.forget(a),
+      hosts: () => cluster.hosts(),
+    };
+  }
+
+  private clusterSummary(): ClusterSummary | undefined {
+    if (!this.mesh || !this.opts.mesh) return undefined;
+    const st = this.mesh.status();
+    return {
+      peer: this.mesh.peer, nickname: this.mesh.nickname, listen: `${this.opts.mesh.bindAddr ?? '0.0.0.0'}:${this.opts.mesh.port}`,
+      underlay: this.underlay ?? null,
+      peers: { known: st.peers.length, reachable: st.peers.filter((p) => p.reachable).length, connected: st.connections.filter((c) => c.state === 'established').length },
+      targets: st.targets.length,
+    };
   }
 
   async reconcileNow(): Promise<ReconcileReport> {
@@ -143,7 +193,7 @@ export class Daemon {
       if (await socketInUse(path)) throw new ConflictError(`another process is serving ${path}`, { hint: 'stop the other weft router, or use --socket' });
       unlinkSync(path);
     }
-    const router = buildRouter({ ipam: this.ipam, cni: this.cni, metrics: this.metrics, status: { status: async () => this.status(), attachments: () => this.attachments.list() }, reconcile: () => this.reconcileNow() });
+    const router = buildRouter({ ipam: this.ipam, cni: this.cni, metrics: this.metrics, status: { status: async () => this.status(), attachments: () => this.attachments.list() }, reconcile: () => this.reconcileNow(), ...(this.mesh ? { cluster: this.clusterApi(this.mesh, this.cluster!) } : {}) });
     const log = this.opts.logger.child({ component: 'api' });
     const server = createServer((req, res) => { void router.handle(req, res, log); });
     server.keepAliveTimeout = 5_000;
@@ -187,6 +237,7 @@ export class Daemon {
       features: this.features ?? {},
       attachments: { ready: atts.filter((a) => a.state === 'ready').length, creating: atts.filter((a) => a.state === 'creating').length },
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
+      ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),
       ...(last ? { lastReconcile: { at: last.at, summary: summarize(last), ok: last.errors.length === 0 } } : {}),
       warnings: [...this.warnings, ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
     };
@@ -196,6 +247,8 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.timer) clearInterval(this.timer);
+      if (this.publishTimer) clearTimeout(this.publishTimer);
+      await this.mesh?.stop().catch((e: unknown) => this.opts.logger.warn('mesh shutdown failed', { err: toWeftError(e).message }));
       if (this.metricsServer) { const m = this.metricsServer; await new Promise<void>((r) => { m.close(() => r()); m.closeIdleConnections(); }); }
       if (this.server) {
         const s = this.server;

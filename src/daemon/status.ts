@@ -15,6 +15,17 @@ export interface RouterStatus {
   readonly features: KernelFeatures | Record<string, boolean>;
   readonly attachments: { readonly ready: number; readonly creating: number };
   readonly subnets: readonly { readonly name: string; readonly cidr: string; readonly inUse: number; readonly free: string }[];
+  /** The router's place in the cluster; absent when it runs without a mesh (embedded tests). */
+  readonly cluster?: ClusterSummary;
   readonly lastReconcile?: { readonly at: string; readonly summary: string; readonly ok: boolean };
   readonly warnings: readonly string[];
+}
+
+export interface ClusterSummary {
+  readonly peer: string;
+  readonly nickname: string;
+  readonly listen: string;
+  readonly underlay: { readonly ip: string; readonly dev: string; readonly mtu: number } | null;
+  readonly peers: { readonly known: number; readonly reachable: number; readonly connected: number };
+  readonly targets: number;
 }

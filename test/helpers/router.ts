@@ -39,6 +39,8 @@ export interface RouterOptions {
   readonly ipallocRange?: string;
   readonly mtu?: number;
   readonly extraArgs?: readonly string[];
+  /** `--name`; default the host netns name. */
+  readonly name?: string;
 }
 
 export class TestRouter {
@@ -67,7 +69,7 @@ export class TestRouter {
 
   /** Starts `weft launch` and waits until /v1/status says ready. */
   async start(): Promise<void> {
-    const args = [...ROUTER_NODE_FLAGS, WEFT_BIN, 'launch', '--data-dir', this.dataDir, '--socket', this.socket, '--name', this.host.name, '--reconcile-interval', '0',
+    const args = [...ROUTER_NODE_FLAGS, WEFT_BIN, 'launch', '--data-dir', this.dataDir, '--socket', this.socket, '--name', this.opts.name ?? this.host.name, '--reconcile-interval', '0',
       ...(this.opts.ipallocRange ? ['--ipalloc-range', this.opts.ipallocRange] : []), ...(this.opts.mtu ? ['--mtu', String(this.opts.mtu)] : []), ...(this.opts.extraArgs ?? [])];
     const child = this.world.spawnIn(this.host, process.execPath, args);
     this.child = child;

@@ -166,6 +166,17 @@ export class TcpTransport {
     }, delay);
   }
 
+  /**
+   * Runs an operator or state-machine call on the router (connect, forget,
+   * a channel write) like any other input, so the timer is re-armed for
+   * whatever it scheduled (a dial due now, a topology flush).
+   */
+  control<T>(f: (router: Router) => T): T {
+    const r = f(this.router);
+    this.arm();
+    return r;
+  }
+
   /** Every router input goes through here: guarded, then the timer is re-armed. */
   private input(f: () => void): void {
     if (this.stopped) return;

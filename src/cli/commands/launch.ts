@@ -5,6 +5,9 @@ import { hostname } from 'node:os';
 import { ApiClient } from '../../client/api-client.js';
 import { DEFAULT_SOCKET } from '../../core/cni/protocol.js';
 import { tryParseCidr } from '../../core/ip/cidr.js';
+import { tryParseIp } from '../../core/ip/addr.js';
+import { DEFAULT_MESH_PORT, normalizePeerAddress } from '../../core/mesh/address.js';
+import type { MeshOptions } from '../../daemon/mesh-service.js';
 import { type Ctx, optInt, optString } from '../context.js';
 import { UsageError } from '../output.js';
 
@@ -20,6 +23,13 @@ export const DEFAULT_MTU = 1450;
  */
 export const ROUTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
+/** A duration flag in seconds (fractions allowed, so tests can run the mesh fast), as milliseconds. */
+function seconds(v: unknown, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0.05 || n > 86_400) throw new UsageError(`${flag} needs seconds between 0.05 and 86400, got "${String(v)}"`);
+  return Math.round(n * 1000);
+}
+
 async function waitReady(socket: string, ms: number): Promise<boolean> {
   const api = new ApiClient(socket, 1000);
   const until = Date.now() + ms;
@@ -31,18 +41,25 @@ async function waitReady(socket: string, ms: number): Promise<boolean> {
 }
 
 export function registerLaunch(cli: CAC, ctx: Ctx): void {
-  cli.command('launch', 'Run the weft router on this host (foreground; systemd-friendly)')
+  cli.command('launch [...peers]', 'Run the weft router on this host (foreground; systemd-friendly); PEER: IP[:PORT] of other routers to connect to')
     .option('--data-dir <dir>', 'state directory (database, lock)', { default: DEFAULT_DATA_DIR })
     .option('--socket <path>', 'API socket, mode 0600', { default: DEFAULT_SOCKET })
     .option('--name <name>', 'this router\'s nickname (default: host name)')
     .option('--ipalloc-range <cidr>', 'prefix of the default subnet', { default: DEFAULT_RANGE })
     .option('--mtu <n>', 'container MTU (leaves 50 bytes for VXLAN on a 1500-byte underlay)', { default: DEFAULT_MTU })
+    .option('--port <n>', 'TCP port for connections from other routers', { default: DEFAULT_MESH_PORT })
+    .option('--advertise-addr <ip>', 'this host\'s address on the network between hosts (VXLAN endpoint; default: first global address)')
+    .option('--no-discovery', 'only connect to the peers named, not to peers learnt from them')
+    .option('--resume', 'also reconnect to the peers remembered from the last run (launch arguments and `weft connect`)')
+    .option('--heartbeat-interval <seconds>', 'send to each peer at least this often; a peer silent for twice as long is dead', { default: 30 })
+    .option('--gossip-interval <seconds>', 'period of full-state anti-entropy with a few neighbours', { default: 30 })
     .option('--reconcile-interval <seconds>', 'how often kernel state is checked against the store (0: only at start)', { default: 60 })
     .option('--metrics-addr <host:port>', 'also serve Prometheus /metrics over TCP here, e.g. 127.0.0.1:6782')
     .option('--log-level <level>', 'debug, info, warn or error', { default: 'info' })
     .option('--detach', 'start in the background, wait until ready, print the PID')
     .example('weft launch --data-dir /var/lib/weft --socket /run/weft/weft.sock')
-    .action(async (opts: Record<string, unknown>) => {
+    .example('weft launch --name host2 --advertise-addr 192.0.2.2 192.0.2.1')
+    .action(async (peers: string[], opts: Record<string, unknown>) => {
       const dataDir = String(opts.dataDir);
       const socket = String(opts.socket);
       const range = String(opts.ipallocRange);
@@ -52,6 +69,17 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       const level = String(opts.logLevel);
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError('--log-level must be debug, info, warn or error');
       const interval = optInt(opts.reconcileInterval, '--reconcile-interval')!;
+      const port = optInt(opts.port, '--port')!;
+      if (port < 1 || port > 65535) throw new UsageError('--port must be between 1 and 65535');
+      const advertise = optString(opts.advertiseAddr);
+      if (advertise !== undefined && !tryParseIp(advertise)) throw new UsageError(`--advertise-addr "${advertise}" is not an IP address`);
+      for (const p of peers) if (!normalizePeerAddress(p)) throw new UsageError(`peer "${p}" is not an address (IP or IP:PORT)`);
+      const heartbeatMs = seconds(opts.heartbeatInterval, '--heartbeat-interval');
+      const gossipMs = seconds(opts.gossipInterval, '--gossip-interval');
+      const mesh: MeshOptions = {
+        port, peers, resume: opts.resume === true, discovery: opts.discovery !== false, ...(advertise ? { advertiseAddr: advertise } : {}),
+        config: { heartbeatIntervalMs: heartbeatMs, deadAfterMs: 2 * heartbeatMs, gossipIntervalMs: gossipMs },
+      };
       if (opts.detach) {
         mkdirSync(dataDir, { recursive: true, mode: 0o700 });
         const logFile = `${dataDir}/weft.log`;
@@ -66,7 +94,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       const { jsonLogger } = await import('../../daemon/logger.js');
       const { Daemon } = await import('../../daemon/daemon.js');
       const logger = jsonLogger({ level: level as 'info' });
-      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000, ...(optString(opts.metricsAddr) ? { metricsAddr: optString(opts.metricsAddr)! } : {}) });
+      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000, mesh, ...(optString(opts.metricsAddr) ? { metricsAddr: optString(opts.metricsAddr)! } : {}) });
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => { logger.info('signal received, stopping', { signal: sig }); void daemon.stop().then(resolve); };
         process.once('SIGTERM', () => stop('SIGTERM'));

@@ -2,6 +2,39 @@ import type { CAC } from 'cac';
 import { type Ctx, OUTPUT_OPT, SOCKET_OPT } from '../context.js';
 import { emit, table } from '../output.js';
 import type { RouterStatus } from '../../daemon/status.js';
+import type { ClusterHost } from '../../core/cluster/state.js';
+import type { MeshStatus } from '../../core/mesh/index.js';
+import { UsageError } from '../output.js';
+
+type MeshView = MeshStatus & { incarnation: number; underlay: { ip: string; dev: string; mtu: number } | null };
+
+const VIEWS = ['peers', 'connections', 'targets', 'ipam'] as const;
+
+function ago(now: number, t: number | undefined): string {
+  return t === undefined ? '' : `${Math.max(0, Math.round((now - t) / 1000))} s`;
+}
+
+function peersTable(m: MeshView, hosts: readonly ClusterHost[]): string {
+  const nick = new Map(m.peers.map((p) => [p.peer, p.nickname]));
+  const byPeer = new Map(hosts.map((h) => [h.peer, h]));
+  const rows = [[m.peer, `${m.nickname} (this host)`, m.underlay?.ip ?? '-', 'self', '', String(byPeer.get(m.peer)?.endpoints.length ?? 0)],
+    ...m.peers.map((p) => [p.peer, p.nickname, byPeer.get(p.peer)?.underlay ?? p.address ?? '-', !p.reachable ? `unreachable${p.unreachableSince !== undefined ? ` for ${ago(Date.now(), p.unreachableSince)}` : ''}` : p.direct ? 'direct' : `relayed via ${nick.get(p.nextHop ?? '') ?? p.nextHop}`,
+      p.connections.map((c) => nick.get(c) ?? (c === m.peer ? m.nickname : c)).join(','), String(byPeer.get(p.peer)?.endpoints.length ?? 0)])];
+  return table(['PEER', 'NAME', 'UNDERLAY', 'PATH', 'CONNECTED TO', 'CONTAINERS'], rows);
+}
+
+function connectionsTable(m: MeshView, hosts: readonly ClusterHost[]): string {
+  const byPeer = new Map(hosts.map((h) => [h.peer, h]));
+  const rows: (string | undefined)[][] = m.connections.map((c) => [c.nickname ?? '?', c.peer ?? '?', c.address ?? '', c.outbound ? 'outbound' : 'inbound', c.state, 'direct', c.establishedAt !== undefined ? ago(Date.now(), c.establishedAt) : '']);
+  // Hosts we reach only through another router: their traffic is relayed (control and data plane alike).
+  for (const p of m.peers) if (p.reachable && !p.direct) rows.push([p.nickname, p.peer, byPeer.get(p.peer)?.underlay ?? '', '', 'established', `relayed via ${m.peers.find((x) => x.peer === p.nextHop)?.nickname ?? p.nextHop}`, '']);
+  return table(['NAME', 'PEER', 'ADDRESS', 'DIRECTION', 'STATE', 'PATH', 'UP FOR'], rows);
+}
+
+function targetsTable(m: MeshView): string {
+  return table(['ADDRESS', 'KIND', 'STATE', 'FAILURES', 'NEXT ATTEMPT', 'LAST ERROR'],
+    m.targets.map((t) => [t.address, t.kind, t.state, t.failures, t.state === 'connected' ? '' : `in ${Math.max(0, Math.round((t.nextAttemptAt - Date.now()) / 1000))} s`, t.lastError ?? '']));
+}
 import type { Attachment } from '../../core/ipam/attachment.js';
 
 function explain(s: RouterStatus): string {
@@ -17,18 +50,48 @@ function explain(s: RouterStatus): string {
     `  Subnets:      ${s.subnets.map((x) => `${x.name} ${x.cidr} (${x.inUse} in use, ${x.free} free)`).join('; ') || 'none'}`,
     `  Last reconcile: ${s.lastReconcile ? `${s.lastReconcile.at}: ${s.lastReconcile.summary}` : 'not yet'}`,
   ];
+  if (s.cluster) {
+    const c = s.cluster;
+    lines.push(`  Peer:         ${c.peer} (${c.nickname}), listening on ${c.listen}`);
+    lines.push(`  Underlay:     ${c.underlay ? `${c.underlay.ip} on ${c.underlay.dev} (MTU ${c.underlay.mtu})` : 'none'}`);
+    lines.push(`  Peers:        ${c.peers.known} known, ${c.peers.reachable} reachable, ${c.peers.connected} connections, ${c.targets} targets (weft status peers|connections|targets)`);
+  }
   for (const w of s.warnings) lines.push(`  Warning: ${w}`);
   return lines.join('\n');
 }
 
 export function registerStatus(cli: CAC, ctx: Ctx): void {
-  cli.command('status', 'Explain the router\'s state: readiness, kernel features, subnets, containers, warnings').option(...OUTPUT_OPT).option(...SOCKET_OPT)
-    .action(async (opts: Record<string, unknown>) => {
-      const s = await ctx.api(opts).get<RouterStatus>('/v1/status');
-      emit(ctx.io, ctx.format(opts), s, () => explain(s));
+  cli.command('status [view]', `Explain the router's state: readiness, kernel features, subnets, containers, peers, warnings; VIEW: ${VIEWS.join(', ')}`).option(...OUTPUT_OPT).option(...SOCKET_OPT)
+    .example('weft status peers -o json')
+    .action(async (view: string | undefined, opts: Record<string, unknown>) => {
+      const format = ctx.format(opts);
+      if (view === undefined) {
+        const s = await ctx.api(opts).get<RouterStatus>('/v1/status');
+        emit(ctx.io, format, s, () => explain(s));
+        return;
+      }
+      if (!(VIEWS as readonly string[]).includes(view)) throw new UsageError(`unknown status view "${view}": use one of ${VIEWS.join(', ')}`);
+      if (view === 'ipam') {
+        const r = await ctx.api(opts).get<{ text: string }>('/v1/ipam/ring');
+        emit(ctx.io, format, r, () => r.text);
+        return;
+      }
+      const api = ctx.api(opts);
+      const [m, hosts] = await Promise.all([api.get<MeshView>('/v1/mesh'), api.get<ClusterHost[]>('/v1/cluster/hosts')]);
+      if (view === 'peers') emit(ctx.io, format, hosts.map((h) => ({ ...h, endpoints: h.endpoints.length, ...(h.self ? {} : { topology: m.peers.find((p) => p.peer === h.peer) }) })), () => peersTable(m, hosts));
+      else if (view === 'connections') emit(ctx.io, format, { connections: m.connections, relayed: m.peers.filter((p) => p.reachable && !p.direct).map((p) => ({ peer: p.peer, nickname: p.nickname, via: p.nextHop })) }, () => connectionsTable(m, hosts));
+      else emit(ctx.io, format, m.targets, () => targetsTable(m));
     });
-  cli.command('ps', 'List the container interfaces weft attached').option(...OUTPUT_OPT).option(...SOCKET_OPT)
+  cli.command('ps', 'List the container interfaces weft attached on this host (--cluster: on every host)').option(...OUTPUT_OPT).option(...SOCKET_OPT)
+    .option('--cluster', 'list the containers of every host in the cluster, as announced through gossip')
     .action(async (opts: Record<string, unknown>) => {
+      if (opts.cluster) {
+        const hosts = await ctx.api(opts).get<ClusterHost[]>('/v1/cluster/hosts');
+        const rows = hosts.flatMap((h) => h.endpoints.map((e) => ({ host: h.nickname, peer: h.peer, local: h.self, reachable: h.reachable, ...e })));
+        emit(ctx.io, ctx.format(opts), rows, () => table(['HOST', 'CONTAINER', 'IFNAME', 'NETWORK', 'IDENTITY', 'MAC', 'ADDRESSES'],
+          rows.map((r) => [`${r.host}${r.local ? ' (this host)' : r.reachable ? '' : ' (unreachable)'}`, r.containerId.slice(0, 12), r.ifname, r.network, r.identity, r.mac, r.ips.join(',')])));
+        return;
+      }
       const list = await ctx.api(opts).get<Attachment[]>('/v1/attachments');
       emit(ctx.io, ctx.format(opts), list, () => table(['CONTAINER', 'IFNAME', 'NETWORK', 'MODE', 'IDENTITY', 'MAC', 'ADDRESSES', 'STATE'],
         list.map((a) => [a.containerId.slice(0, 12), a.ifname, a.network, a.mode, a.identity, a.mac, a.ips.map((i) => i.address).join(','), a.state])));

@@ -1,0 +1,60 @@
+/**
+ * The narrow interface between the replicated cluster state and its users
+ * (the overlay data plane, `weft status`, cluster-wide `weft ps`, the IPAM
+ * ring). Gossip over the mesh implements it today (src/daemon/cluster-service.ts);
+ * a datastore on an existing distributed engine (etcd) can implement the
+ * same interface later without the data plane or IPAM noticing.
+ */
+import type { MeshStatus, PeerId } from '../mesh/index.js';
+import type { ClusterEndpoint, HostRecord } from './endpoints.js';
+
+export interface ClusterHost {
+  readonly peer: PeerId;
+  readonly nickname: string;
+  /** Underlay (VTEP) address the host announced; null when it announced none yet. */
+  readonly underlay: string | null;
+  readonly self: boolean;
+  /** Reachable through the mesh, directly or relayed. */
+  readonly reachable: boolean;
+  /** We hold a control connection to it. */
+  readonly direct: boolean;
+  /** For a relayed host: the neighbour our traffic to it goes through. */
+  readonly via?: PeerId;
+  readonly endpoints: readonly ClusterEndpoint[];
+}
+
+export interface ClusterState {
+  readonly self: PeerId;
+  /** Every host known (this one first), with its endpoints. */
+  hosts(): ClusterHost[];
+  /** Announces this host's underlay address and containers to the cluster. */
+  publishEndpoints(underlay: string | null, endpoints: readonly ClusterEndpoint[]): void;
+  /** Called (coalesced by the caller) whenever hosts() may have changed. */
+  onChange(fn: () => void): void;
+}
+
+/**
+ * Joins the mesh's view (who is reachable, how) with the endpoint records
+ * (what each host has). A host with a record but unknown to the topology
+ * (removed, or not yet learnt) is listed unreachable so `weft ps` still shows
+ * it; the overlay programs only reachable hosts.
+ */
+export function clusterHosts(self: PeerId, selfNickname: string, mesh: Pick<MeshStatus, 'peers'>, records: readonly HostRecord[]): ClusterHost[] {
+  const byPeer = new Map(records.map((r) => [r.peer, r]));
+  const mine = byPeer.get(self);
+  const out: ClusterHost[] = [{ peer: self, nickname: selfNickname, underlay: mine?.underlay ?? null, self: true, reachable: true, direct: true, endpoints: mine?.endpoints ?? [] }];
+  const seen = new Set<PeerId>([self]);
+  for (const p of [...mesh.peers].sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))) {
+    seen.add(p.peer);
+    const r = byPeer.get(p.peer);
+    out.push({
+      peer: p.peer, nickname: p.nickname, underlay: r?.underlay ?? null, self: false, reachable: p.reachable, direct: p.direct,
+      ...(p.reachable && !p.direct && p.nextHop !== undefined ? { via: p.nextHop } : {}), endpoints: r?.endpoints ?? [],
+    });
+  }
+  for (const r of records) {
+    if (seen.has(r.peer)) continue;
+    out.push({ peer: r.peer, nickname: '', underlay: r.underlay, self: false, reachable: false, direct: false, endpoints: r.endpoints });
+  }
+  return out;
+}
