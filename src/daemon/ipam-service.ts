@@ -11,7 +11,7 @@ import { identityKey } from '../core/ipam/model.js';
 import { buildPool, buildSubnet, generalSpace, parseReservation, poolSpace, rangesToIntervals, updateSubnet } from '../core/ipam/spec.js';
 import { formatIp, parseIp } from '../core/ip/addr.js';
 import { cidrContains, parseCidr } from '../core/ip/cidr.js';
-import { intervalsContain, totalSize } from '../core/ip/ranges.js';
+import { type Interval, intervalsContain, totalSize } from '../core/ip/ranges.js';
 import { AddressUnavailableError, BadRequestError, ConflictError, NotFoundError } from '../core/errors.js';
 
 export interface SubnetUsage {
@@ -44,7 +44,14 @@ export interface Allocated {
 }
 
 export class IpamService {
+  /** Which part of a subnet this host may allocate from (the IPAM ring's share); undefined = all of it. */
+  private ownedSpace: (subnet: Subnet) => readonly Interval[] | undefined = () => undefined;
+
   constructor(private readonly store: Store, private readonly now: () => Date) {}
+
+  setOwnedSpace(fn: (subnet: Subnet) => readonly Interval[] | undefined): void {
+    this.ownedSpace = fn;
+  }
 
   private stamp(): string {
     return this.now().toISOString();
@@ -213,11 +220,13 @@ export class IpamService {
   allocate(tx: StoreTx, args: AllocateArgs): Allocated {
     const subnet = tx.getSubnet(args.subnet);
     if (!subnet) throw new NotFoundError(`subnet "${args.subnet}" does not exist`, { hint: 'create it with `weft subnet create` or fix the `subnet` key of the network configuration' });
+    const owned = this.ownedSpace(subnet);
     const decision = decide(tx, {
       subnet,
       pools: tx.listPools(subnet.name),
       identity: args.identity,
       containerId: args.containerId,
+      ...(owned ? { ownedSpace: owned } : {}),
       ...(args.requestedIp !== undefined ? { requestedIp: args.requestedIp } : {}),
       ...(args.poolName !== undefined ? { poolName: args.poolName } : {}),
     });

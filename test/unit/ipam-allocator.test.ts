@@ -365,3 +365,18 @@ test('a reservation the subnet no longer allows (now excluded or the gateway) is
   assert.equal(formatIp(decide(v, req(s, pod('r'))).ip), '10.0.0.7');
   assert.equal(formatIp(decide(v, req(s, pod('g'))).ip), '10.0.0.8');
 });
+
+test('ownedSpace: dynamic allocation stays inside this host\'s share; explicit addresses outside it are refused', async () => {
+  const { decide } = await import('../../src/core/ipam/allocator.js');
+  const { parseIp } = await import('../../src/core/ip/addr.js');
+  const subnet = { name: 's', cidr: '10.9.0.0/24', gateway: '10.9.0.1', ranges: [], exclude: [], routes: [], dns: {}, tenants: [], sticky: false, createdAt: '', updatedAt: '' } as unknown as Parameters<typeof decide>[1]['subnet'];
+  const empty = { allocationAt: () => undefined, reservationAt: () => undefined, reservationsOf: () => [], allocationsOf: () => [], cursor: () => undefined, countInSubnet: () => 0, countInPool: () => 0, countForTenant: () => 0 } as unknown as Parameters<typeof decide>[0];
+  const owned = [{ first: parseIp('10.9.0.128').value, last: parseIp('10.9.0.131').value }];
+  const base = { subnet, pools: [], identity: { namespace: 'default' }, containerId: 'c', ownedSpace: owned };
+  const d = decide(empty, base);
+  assert.equal(d.ip.value, parseIp('10.9.0.128').value);
+  assert.throws(() => decide(empty, { ...base, requestedIp: '10.9.0.5' }), /another host's share/);
+  assert.equal(decide(empty, { ...base, requestedIp: '10.9.0.130' }).ip.value, parseIp('10.9.0.130').value);
+  const full = { ...empty, allocationAt: () => ({}) } as unknown as Parameters<typeof decide>[0];
+  assert.throws(() => decide(full, base), /this host's share/);
+});
