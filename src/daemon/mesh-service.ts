@@ -28,6 +28,10 @@ export interface MeshOptions {
   readonly discovery: boolean;
   /** Timers and limits; tests shorten heartbeats here. */
   readonly config?: MeshConfigInput;
+  /** `--ipalloc-init`: how the IPAM ring is first split (src/core/ring/init.ts). */
+  readonly ipallocInit?: string;
+  /** A peer silent this long is reclaimed from the IPAM ring. */
+  readonly leaseTimeoutMs?: number;
   /** Name mixed into the cluster fingerprint, so two clusters on one underlay never merge. */
   readonly clusterName?: string;
 }

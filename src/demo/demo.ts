@@ -1,8 +1,10 @@
 /**
- * `weft demo`: a world of network namespaces — one simulated host running
- * the weft router and three "containers" attached through the real CNI
- * plugin — left running to explore until `weft demo --down`. It touches
- * nothing outside the namespaces it creates (all named wt…).
+ * `weft demo`: a throw-away world of network namespaces — three simulated
+ * hosts on an underlay switch, each running the weft router, and two
+ * "containers" per host attached through the real CNI plugin — that shows
+ * the routers meshing and containers reaching each other across hosts, then
+ * stays up to explore until `weft demo --down`. It touches nothing outside
+ * the namespaces it creates (all named wt…); the underlay is 192.0.2.0/24.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
@@ -15,14 +17,31 @@ import { ROUTER_NODE_FLAGS } from '../cli/commands/launch.js';
 /** Where the running demo keeps its state; WEFT_DEMO_DIR moves it (the tests do). */
 const STATE_DIR = process.env.WEFT_DEMO_DIR ?? '/run/weft-demo';
 const STATE = `${STATE_DIR}/state.json`;
+const HOSTS = ['host1', 'host2', 'host3'] as const;
+const PER_HOST = 2;
+const RANGE = '10.32.0.0/16';
 
-interface DemoState {
-  readonly suffix: string;
-  readonly host: string;
-  readonly containers: string[];
+interface DemoHost {
+  readonly name: string;
+  readonly ns: string;
+  readonly underlay: string;
   readonly dataDir: string;
   readonly socket: string;
   pid?: number;
+}
+
+interface DemoContainer {
+  readonly ns: string;
+  readonly name: string;
+  readonly host: string;
+  ip?: string;
+}
+
+interface DemoState {
+  readonly suffix: string;
+  readonly switchNs: string;
+  readonly hosts: DemoHost[];
+  readonly containers: DemoContainer[];
 }
 
 function ip(args: string[]): string {
@@ -34,19 +53,19 @@ function inNs(ns: string, cmd: string, args: string[]): { ok: boolean; out: stri
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 
-function cni(state: DemoState, command: string, ns: string, name: string): unknown {
-  const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'weft', type: 'weft', socket: state.socket, ipMasq: false });
+function cni(host: DemoHost, command: string, c: DemoContainer): unknown {
+  const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'weft', type: 'weft', socket: host.socket, ipMasq: false });
   const r = spawnSync(process.execPath, [bundlePath()], {
     input: conf, encoding: 'utf8',
-    env: { PATH: process.env.PATH, WEFT_PLUGIN_KIND: 'weft', CNI_COMMAND: command, CNI_CONTAINERID: `demo-${ns}`, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${name}` },
+    env: { PATH: process.env.PATH, WEFT_PLUGIN_KIND: 'weft', CNI_COMMAND: command, CNI_CONTAINERID: `demo-${c.ns}`, CNI_NETNS: `/run/netns/${c.ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${c.name}` },
   });
-  if (r.status !== 0) throw new Error(`CNI ${command} for ${name} failed: ${r.stdout}${r.stderr}`);
+  if (r.status !== 0) throw new Error(`CNI ${command} for ${c.name} failed: ${r.stdout}${r.stderr}`);
   return r.stdout ? JSON.parse(r.stdout) : undefined;
 }
 
 /**
  * The test suite's leftover sweep deletes `wt*` namespaces whose owner died;
- * recording the demo's router as their owner keeps a running demo safe from it.
+ * recording the demo's routers as their owners keeps a running demo safe from it.
  */
 const OWNER_DIR = '/run/weft-test-owners';
 function markOwned(names: readonly string[], pid: number): void {
@@ -65,57 +84,106 @@ function weftCommand(): string {
   return onPath.status === 0 && onPath.stdout.trim() ? 'weft' : new URL('../bin/weft.js', import.meta.url).pathname;
 }
 
-async function waitReady(socket: string): Promise<void> {
-  const api = new ApiClient(socket, 1000);
-  for (let i = 0; i < 150; i++) {
-    try { if ((await api.get<{ ready: boolean }>('/v1/status')).ready) return; } catch { /* starting */ }
+async function poll<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try { const v = await f(); if (v !== undefined) return v; } catch { /* not yet */ }
+    if (Date.now() > until) throw new Error(`${what} did not happen within ${ms / 1000} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error('the demo router did not become ready in 15 s');
+}
+
+function save(state: DemoState): void {
+  writeFileSync(STATE, JSON.stringify(state));
 }
 
 export async function runDemo(io: Io): Promise<void> {
   if (existsSync(STATE)) throw new Error(`a demo is already running (${STATE}); remove it with \`weft demo --down\``);
   if (!existsSync(bundlePath())) throw new Error('the plugin bundle is missing: run `npm run build` first');
   const suffix = randomBytes(3).toString('hex');
-  const state: DemoState = { suffix, host: `wt${suffix}h`, containers: ['a', 'b', 'c'].map((c) => `wt${suffix}${c}`), dataDir: `${STATE_DIR}/data`, socket: `${STATE_DIR}/weft.sock` };
+  const state: DemoState = {
+    suffix,
+    switchNs: `wt${suffix}sw`,
+    hosts: HOSTS.map((name, i) => ({ name, ns: `wt${suffix}h${i + 1}`, underlay: `192.0.2.${i + 1}`, dataDir: `${STATE_DIR}/${name}/data`, socket: `${STATE_DIR}/${name}/weft.sock` })),
+    containers: HOSTS.flatMap((h, i) => Array.from({ length: PER_HOST }, (_, j) => ({ ns: `wt${suffix}c${i + 1}${'ab'[j]}`, name: `${h}-${'ab'[j]}`, host: h }))),
+  };
   mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
-  writeFileSync(STATE, JSON.stringify(state));
+  save(state);
   try {
-    io.out(`[1/4] creating host namespace ${state.host} and container namespaces ${state.containers.join(', ')}`);
-    for (const ns of [state.host, ...state.containers]) ip(['netns', 'add', ns]);
-    ip(['-n', state.host, 'link', 'set', 'lo', 'up']);
-    io.out(`[2/4] launching the weft router inside ${state.host}`);
-    const log = openSync(`${STATE_DIR}/weft.log`, 'a');
+    io.out(`[1/5] creating the underlay switch ${state.switchNs} and hosts ${state.hosts.map((h) => `${h.ns} (${h.underlay})`).join(', ')}`);
+    ip(['netns', 'add', state.switchNs]);
+    ip(['-n', state.switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', state.switchNs, 'link', 'set', 'br0', 'up']);
+    for (const [i, h] of state.hosts.entries()) {
+      ip(['netns', 'add', h.ns]);
+      ip(['-n', h.ns, 'link', 'set', 'lo', 'up']);
+      ip(['-n', h.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `p${i + 1}`, 'netns', state.switchNs]);
+      ip(['-n', h.ns, 'addr', 'add', `${h.underlay}/24`, 'dev', 'eth0']);
+      ip(['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      ip(['-n', state.switchNs, 'link', 'set', `p${i + 1}`, 'master', 'br0', 'up']);
+    }
+    for (const c of state.containers) ip(['netns', 'add', c.ns]);
+
+    io.out('[2/5] launching a weft router on each host (each names host1 as its peer; the rest is discovered)');
     const weftBin = new URL('../bin/weft.js', import.meta.url).pathname;
-    const child = spawn('nsenter', [`--net=/run/netns/${state.host}`, process.execPath, ...ROUTER_NODE_FLAGS, weftBin, 'launch', '--data-dir', state.dataDir, '--socket', state.socket, '--name', 'demo-host'], { detached: true, stdio: ['ignore', log, log] });
-    child.unref();
-    state.pid = child.pid;
-    writeFileSync(STATE, JSON.stringify(state));
-    await waitReady(state.socket);
-    markOwned([state.host, ...state.containers], child.pid!);
-    io.out('[3/4] attaching the containers through the weft CNI plugin');
-    const ips: string[] = [];
-    for (const [i, ns] of state.containers.entries()) {
-      const res = cni(state, 'ADD', ns, `demo-${'abc'[i]}`) as { ips: { address: string }[] };
-      const addr = res.ips[0]!.address;
-      ips.push(addr.split('/')[0]!);
-      io.out(`      ${ns}: eth0 ${addr}`);
+    const seed = `seed=${HOSTS.join(',')}`;
+    for (const [i, h] of state.hosts.entries()) {
+      mkdirSync(`${STATE_DIR}/${h.name}`, { recursive: true, mode: 0o700 });
+      const log = openSync(`${STATE_DIR}/${h.name}/weft.log`, 'a');
+      const peers = i === 0 ? [] : [state.hosts[0]!.underlay];
+      const child = spawn('nsenter', [`--net=/run/netns/${h.ns}`, process.execPath, ...ROUTER_NODE_FLAGS, weftBin, 'launch', '--data-dir', h.dataDir, '--socket', h.socket,
+        '--name', h.name, '--ipalloc-range', RANGE, '--ipalloc-init', seed, '--advertise-addr', h.underlay, '--heartbeat-interval', '2', '--gossip-interval', '5', ...peers], { detached: true, stdio: ['ignore', log, log] });
+      child.unref();
+      h.pid = child.pid;
+      save(state);
     }
-    io.out('[4/4] checking reachability between containers');
-    for (const [i, ns] of state.containers.entries()) {
-      const peer = ips[(i + 1) % ips.length]!;
-      const r = inNs(ns, 'ping', ['-c', '1', '-W', '2', peer]);
-      io.out(`      ${ns} -> ${peer}: ${r.ok ? 'reachable' : 'UNREACHABLE'}`);
-      if (!r.ok) throw new Error(`ping from ${ns} to ${peer} failed:\n${r.out}`);
+    for (const h of state.hosts) {
+      await poll(`router ${h.name} ready`, 20_000, async () => ((await new ApiClient(h.socket, 1000).get<{ ready: boolean }>('/v1/status')).ready ? true : undefined));
+      markOwned([h.ns, ...state.containers.filter((c) => c.host === h.name).map((c) => c.ns), ...(h === state.hosts[0] ? [state.switchNs] : [])], h.pid!);
     }
+    io.out('[3/5] waiting for the mesh: every router reaches the other two');
+    const t0 = Date.now();
+    for (const h of state.hosts) {
+      await poll(`${h.name} to reach its peers`, 30_000, async () => {
+        const m = await new ApiClient(h.socket, 1000).get<{ peers: { reachable: boolean }[] }>('/v1/mesh');
+        return m.peers.filter((p) => p.reachable).length === HOSTS.length - 1 ? true : undefined;
+      });
+    }
+    io.out(`      meshed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    io.out('[4/5] attaching two containers per host through the weft CNI plugin');
+    for (const c of state.containers) {
+      const h = state.hosts.find((x) => x.name === c.host)!;
+      const res = cni(h, 'ADD', c) as { ips: { address: string }[] };
+      c.ip = res.ips[0]!.address.split('/')[0]!;
+      save(state);
+      io.out(`      ${c.name.padEnd(8)} on ${h.name}: eth0 ${res.ips[0]!.address}  (netns ${c.ns})`);
+    }
+
+    io.out('[5/5] checking reachability across hosts (each container pings one on every other host)');
+    let failed = 0;
+    for (const c of state.containers.filter((x) => x.name.endsWith('-a'))) {
+      for (const d of state.containers.filter((x) => x.host !== c.host && x.name.endsWith('-b'))) {
+        const t = Date.now();
+        const ok = await poll(`${c.name} -> ${d.name}`, 15_000, async () => (inNs(c.ns, 'ping', ['-c', '1', '-W', '1', d.ip!]).ok ? true : undefined)).catch(() => false);
+        io.out(`      ${c.name} -> ${d.name} (${d.ip}): ${ok ? `reachable (${Date.now() - t} ms until the first reply)` : 'UNREACHABLE'}`);
+        if (!ok) failed++;
+      }
+    }
+    if (failed) throw new Error(`${failed} cross-host pings failed; see ${STATE_DIR}/*/weft.log`);
     io.out('');
     io.out('The demo is running. Explore it:');
     const w = weftCommand();
-    io.out(`  ${w} status --socket ${state.socket}`);
-    io.out(`  ${w} ps --socket ${state.socket}`);
-    io.out(`  ${w} ip list --socket ${state.socket} -o json`);
-    io.out(`  nsenter --net=/run/netns/${state.containers[0]} ping -c 3 ${ips[1]}`);
+    const s1 = state.hosts[0]!.socket;
+    io.out(`  ${w} status --socket ${s1}`);
+    io.out(`  ${w} status peers --socket ${s1}`);
+    io.out(`  ${w} status connections --socket ${s1}`);
+    io.out(`  ${w} status ipam --socket ${s1}`);
+    io.out(`  ${w} ps --cluster --socket ${s1}`);
+    const a = state.containers[0]!;
+    const far = state.containers[state.containers.length - 1]!;
+    io.out(`  nsenter --net=/run/netns/${a.ns} ping -c 3 ${far.ip}     # ${a.name} -> ${far.name}, across hosts`);
+    io.out(`  nsenter --net=/run/netns/${state.hosts[0]!.ns} bridge fdb show dev ${'wx'}…   # the overlay's static entries (see docs/overlay.md)`);
     io.out(`Remove it with: ${w} demo --down`);
   } catch (e) {
     io.err(`demo failed: ${(e as Error).message}; cleaning up`);
@@ -124,20 +192,24 @@ export async function runDemo(io: Io): Promise<void> {
   }
 }
 
+async function stopPid(pid: number | undefined): Promise<void> {
+  if (!pid) return;
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  for (let i = 0; i < 50; i++) {
+    try { process.kill(pid, 0); } catch { return; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function downDemo(io: Io): Promise<void> {
   if (!existsSync(STATE)) { io.out('no demo is running'); return; }
   const state = JSON.parse(readFileSync(STATE, 'utf8')) as DemoState;
-  for (const ns of state.containers) {
-    try { cni(state, 'DEL', ns, ns); } catch { /* router may be gone; namespaces go below */ }
+  for (const c of state.containers) {
+    const h = state.hosts.find((x) => x.name === c.host);
+    try { if (h) cni(h, 'DEL', c); } catch { /* router may be gone; namespaces go below */ }
   }
-  if (state.pid) {
-    try { process.kill(state.pid, 'SIGTERM'); } catch { /* already gone */ }
-    for (let i = 0; i < 50; i++) {
-      try { process.kill(state.pid, 0); } catch { break; }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  for (const ns of [...state.containers, state.host]) {
+  await Promise.all(state.hosts.map((h) => stopPid(h.pid)));
+  for (const ns of [...state.containers.map((c) => c.ns), ...state.hosts.map((h) => h.ns), state.switchNs]) {
     spawnSync('ip', ['netns', 'del', ns]);
     rmSync(`${OWNER_DIR}/${ns}`, { force: true });
   }

@@ -16,13 +16,18 @@ test('weft demo runs, reports reachability, and --down leaves nothing behind', a
   let suffix: string | undefined;
   try {
     const up = await exec(process.execPath, [WEFT_BIN, 'demo'], { env, timeoutMs: 120_000 });
-    suffix = /namespace (wt[0-9a-f]+)h/.exec(up.stdout)?.[1];
+    suffix = /switch (wt[0-9a-f]+)sw/.exec(up.stdout)?.[1];
     assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
-    assert.equal((up.stdout.match(/: reachable/g) ?? []).length, 3, up.stdout);
+    // Three hosts, two containers each; every "-a" container pings a container on each other host.
+    assert.equal((up.stdout.match(/: reachable/g) ?? []).length, 6, up.stdout);
     assert.match(up.stdout, /demo --down/);
-    const status = await exec(process.execPath, [WEFT_BIN, 'status', '-o', 'json', '--socket', join(dir, 'state', 'weft.sock')]);
+    const status = await exec(process.execPath, [WEFT_BIN, 'status', '-o', 'json', '--socket', join(dir, 'state', 'host1', 'weft.sock')]);
     assert.equal(status.code, 0, status.stderr);
-    assert.equal((JSON.parse(status.stdout) as { attachments: { ready: number } }).attachments.ready, 3);
+    const st = JSON.parse(status.stdout) as { attachments: { ready: number }; cluster: { peers: { reachable: number } } };
+    assert.equal(st.attachments.ready, 2);
+    assert.equal(st.cluster.peers.reachable, 2);
+    const ps = await exec(process.execPath, [WEFT_BIN, 'ps', '--cluster', '-o', 'json', '--socket', join(dir, 'state', 'host1', 'weft.sock')]);
+    assert.equal((JSON.parse(ps.stdout) as unknown[]).length, 6, 'host1 sees all six containers');
   } finally {
     const down = await exec(process.execPath, [WEFT_BIN, 'demo', '--down'], { env, timeoutMs: 60_000 });
     assert.equal(down.code, 0, down.stderr);

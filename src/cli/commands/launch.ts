@@ -8,6 +8,7 @@ import { tryParseCidr } from '../../core/ip/cidr.js';
 import { tryParseIp } from '../../core/ip/addr.js';
 import { DEFAULT_MESH_PORT, normalizePeerAddress } from '../../core/mesh/address.js';
 import type { MeshOptions } from '../../daemon/mesh-service.js';
+import { parseIpallocInit } from '../../core/ring/init.js';
 import { type Ctx, optInt, optString } from '../context.js';
 import { UsageError } from '../output.js';
 
@@ -49,6 +50,8 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
     .option('--mtu <n>', 'container MTU (leaves 50 bytes for VXLAN on a 1500-byte underlay)', { default: DEFAULT_MTU })
     .option('--port <n>', 'TCP port for connections from other routers', { default: DEFAULT_MESH_PORT })
     .option('--advertise-addr <ip>', 'this host\'s address on the network between hosts (VXLAN endpoint; default: first global address)')
+    .option('--ipalloc-init <mode>', 'how the cluster first splits --ipalloc-range: seed=NAME,NAME,... (deterministic), consensus[=N] (quorum of N; default N = 1 + number of PEERs), observer (owns nothing until it asks)')
+    .option('--lease-timeout <seconds>', 'a peer silent this long loses its address space to the others (automatic rmpeer)', { default: 300 })
     .option('--no-discovery', 'only connect to the peers named, not to peers learnt from them')
     .option('--resume', 'also reconnect to the peers remembered from the last run (launch arguments and `weft connect`)')
     .option('--heartbeat-interval <seconds>', 'send to each peer at least this often; a peer silent for twice as long is dead', { default: 30 })
@@ -75,9 +78,12 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       if (advertise !== undefined && !tryParseIp(advertise)) throw new UsageError(`--advertise-addr "${advertise}" is not an IP address`);
       for (const p of peers) if (!normalizePeerAddress(p)) throw new UsageError(`peer "${p}" is not an address (IP or IP:PORT)`);
       const heartbeatMs = seconds(opts.heartbeatInterval, '--heartbeat-interval');
+      const ipallocInit = optString(opts.ipallocInit);
+      try { parseIpallocInit(ipallocInit, peers.length); } catch (e) { throw new UsageError((e as Error).message); }
+      const leaseMs = seconds(opts.leaseTimeout, '--lease-timeout');
       const gossipMs = seconds(opts.gossipInterval, '--gossip-interval');
       const mesh: MeshOptions = {
-        port, peers, resume: opts.resume === true, discovery: opts.discovery !== false, ...(advertise ? { advertiseAddr: advertise } : {}),
+        port, peers, ...(ipallocInit !== undefined ? { ipallocInit } : {}), leaseTimeoutMs: leaseMs, resume: opts.resume === true, discovery: opts.discovery !== false, ...(advertise ? { advertiseAddr: advertise } : {}),
         config: { heartbeatIntervalMs: heartbeatMs, deadAfterMs: 2 * heartbeatMs, gossipIntervalMs: gossipMs },
       };
       if (opts.detach) {
