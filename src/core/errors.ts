@@ -50,6 +50,10 @@ export class DegradedError extends WeftError { constructor(m: string, o?: Opts) 
 // ---- weft-specific conditions (CNI codes >= 100) ----
 export class SubnetExhaustedError extends WeftError { constructor(m: string, o?: Opts) { super('SUBNET_EXHAUSTED', 100, 409, m, o); } }
 export class AddressUnavailableError extends WeftError { constructor(m: string, o?: Opts) { super('ADDRESS_UNAVAILABLE', 101, 409, m, o); } }
+/** In a cluster: this host's share of a ring-managed subnet is full (the router asks peers for more and retries once). */
+export class ShareExhaustedError extends WeftError { constructor(m: string, o?: Opts) { super('SUBNET_SHARE_EXHAUSTED', 100, 409, m, o); } }
+/** In a cluster: an explicit or reserved address lies in another host's share (the router claims it from the owner and retries once). */
+export class AddressElsewhereError extends WeftError { constructor(m: string, readonly address: string, o?: Opts) { super('ADDRESS_OWNED_ELSEWHERE', 101, 409, m, o); } }
 export class QuotaExceededError extends WeftError { constructor(m: string, o?: Opts) { super('QUOTA_EXCEEDED', 102, 409, m, o); } }
 export class PermissionDeniedError extends WeftError { constructor(m: string, o?: Opts) { super('PERMISSION_DENIED', 103, 403, m, o); } }
 export class NotFoundError extends WeftError { constructor(m: string, o?: Opts) { super('NOT_FOUND', 104, 404, m, o); } }
@@ -86,6 +90,8 @@ export class RingRangeMismatchError extends WeftError { constructor(m: string, o
 export class NotOwnerError extends WeftError { constructor(m: string, o?: Opts) { super('RING_NOT_OWNER', 105, 409, m, o); } }
 /** The peer was retired from the ring (reclaimed, rmpeer, reset); it must rejoin under a new peer id. */
 export class PeerRetiredError extends WeftError { constructor(m: string, o?: Opts) { super('PEER_RETIRED', 105, 409, m, o); } }
+/** A ring gossip payload that does not fit one mesh frame (too many tokens or peers); it is not sent (src/core/ipam-ring, docs/ring.md). */
+export class RingTooLargeError extends WeftError { constructor(m: string, o?: Opts) { super('RING_TOO_LARGE', 5, 413, m, o); } }
 
 export function isWeftError(e: unknown): e is WeftError {
   return e instanceof WeftError;
@@ -96,4 +102,15 @@ export function toWeftError(e: unknown): WeftError {
   if (e instanceof WeftError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   return new InternalError(msg, { cause: e });
+}
+
+// ---- overlay data plane (src/core/dataplane/overlay-*.ts, docs/overlay.md) ----
+/** The kernel cannot create VXLAN devices (module missing or not permitted): no cross-host data plane on this host. */
+export class VxlanUnavailableError extends WeftError { constructor(m: string, o?: Opts) { super('VXLAN_UNAVAILABLE', 107, 501, m, o); } }
+/** Two networks would use the same VNI (hash collision or an override): one of them needs another `vni`. */
+export class VniConflictError extends WeftError { constructor(m: string, o?: Opts) { super('VNI_CONFLICT', 7, 409, m, o); } }
+/** Some overlay changes failed in the kernel; the rest were applied. `report` says what was done. */
+export class OverlayApplyError extends WeftError {
+  readonly report: unknown;
+  constructor(m: string, report: unknown, o?: Opts) { super('OVERLAY_APPLY_FAILED', 107, 500, m, o); this.report = report; }
 }

@@ -26,6 +26,9 @@ export interface ClusterApi {
   connect(address: string): unknown;
   forget(address: string): unknown;
   hosts(): unknown;
+  ring(): unknown;
+  rmpeer(name: string, force: boolean): unknown;
+  reset(): Promise<unknown>;
 }
 
 export const API_VERSION = 'v1';
@@ -73,6 +76,14 @@ export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics:
     r.add('POST', '/v1/mesh/connect', (q) => ({ body: cluster.connect(addressBody(q.body)) }));
     r.add('POST', '/v1/mesh/forget', (q) => ({ body: cluster.forget(addressBody(q.body)) }));
     r.add('GET', '/v1/cluster/hosts', () => ({ body: cluster.hosts() }));
+    r.add('GET', '/v1/ipam/ring', () => ({ body: cluster.ring() }));
+    r.add('POST', '/v1/ipam/rmpeer', (q) => {
+      const b = q.body as { name?: unknown; force?: unknown } | undefined;
+      if (typeof b?.name !== 'string' || b.name === '') throw new BadRequestError('expected {"name": PEER, "force"?: boolean}');
+      if (b.force !== undefined && typeof b.force !== 'boolean') throw new BadRequestError('"force" must be a boolean');
+      return { body: cluster.rmpeer(b.name, b.force === true) };
+    });
+    r.add('POST', '/v1/ipam/reset', async () => ({ body: await cluster.reset() }));
   }
   return r;
 }

@@ -63,6 +63,10 @@ export class CniService implements CniHandler {
     private readonly features: () => KernelFeatures | undefined,
     private readonly hostLinkExists: (name: string) => Promise<boolean>,
     private readonly defaultSubnet: string,
+    /** Cluster IPAM: turns "no space here" / "address owned elsewhere" into a wait for a grant; true when a retry may succeed. */
+    private readonly resolveSpace?: (e: unknown) => Promise<boolean>,
+    /** Cluster IPAM: why allocation cannot proceed now (CNI STATUS). */
+    private readonly clusterProblem?: () => string | undefined,
   ) {}
 
   private parse(body: unknown): Parsed {
@@ -145,7 +149,15 @@ export class CniService implements CniHandler {
       if (req.mode === 'macvlan' && f && !f.macvlan) throw new NotAvailableError('this kernel has no macvlan support (module macvlan missing)');
       if (req.mode === 'bridge' && f && (!f.bridge || !f.veth)) throw new NotAvailableError('this kernel lacks bridge or veth support');
     }
-    const out = await this.attachments.attach(req);
+    let out;
+    try {
+      out = await this.attachments.attach(req);
+    } catch (e) {
+      // A failed ADD rolled back completely, so trying again after the ring granted space is safe.
+      if (!this.resolveSpace || !(await this.resolveSpace(e))) throw e;
+      this.log.info('ADD retried after the IPAM ring granted space', { containerId: req.containerId });
+      out = await this.attachments.attach(req);
+    }
     // A main plugin first in a chain may still be handed a prevResult; weft's own result replaces it.
     return out.kind === 'main' ? renderResult(out.result, p.conf.resultVersion) : renderIpamResult(out.result, p.conf.resultVersion);
   }
@@ -187,6 +199,8 @@ export class CniService implements CniHandler {
         if (!(await this.hostLinkExists(w.master))) throw new NotAvailableError(`macvlan master interface ${w.master} does not exist`);
       } else if (!f.bridge || !f.veth) throw new NotAvailableError('this kernel lacks bridge or veth support');
     }
+    const problem = this.clusterProblem?.();
+    if (problem) throw new NotAvailableError(problem);
     const names = p.conf.subnets.length ? p.conf.subnets : [this.defaultSubnet];
     for (const n of names) {
       let u;

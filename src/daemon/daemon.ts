@@ -25,6 +25,8 @@ import { type ReconcileReport, Reconciler, summarize } from './reconciler.js';
 import type { ClusterSummary, RouterStatus } from './status.js';
 import { ClusterService } from './cluster-service.js';
 import { type MeshOptions, MeshService } from './mesh-service.js';
+import { RingService } from './ring-service.js';
+import { parseIp } from '../core/ip/addr.js';
 import { chooseUnderlay, type Underlay } from '../core/cluster/underlay.js';
 import { readUnderlayLinks } from '../adapters/kernel/underlay-links.js';
 
@@ -68,6 +70,7 @@ export class Daemon {
   private publishTimer?: NodeJS.Timeout;
   readonly mesh?: MeshService;
   readonly cluster?: ClusterService;
+  readonly ring?: RingService;
   readonly store: Store;
   readonly ipam: IpamService;
   readonly attachments: Attachments;
@@ -96,9 +99,21 @@ export class Daemon {
       this.mesh = new MeshService(this.store, opts.name, opts.ipallocRange, opts.mesh, log);
       this.cluster = new ClusterService(this.mesh, () => this.underlay?.ip ?? null, () => this.attachments.list(), log.child({ component: 'cluster' }));
       this.attachments.onChange(() => this.schedulePublish());
+      const range = parseCidr(opts.ipallocRange);
+      this.ring = new RingService(this.store, this.mesh, {
+        used: () => this.store.read((tx) => [...tx.listAllocations(DEFAULT_SUBNET).map((a) => a.ip), ...tx.listReservations(DEFAULT_SUBNET).map((r) => r.ip)]).map((ip) => parseIp(ip).value),
+      }, {
+        range, subnet: DEFAULT_SUBNET, launchPeers: opts.mesh.peers.length,
+        ...(opts.mesh.ipallocInit !== undefined ? { init: opts.mesh.ipallocInit } : {}),
+        ...(opts.mesh.leaseTimeoutMs !== undefined ? { leaseTimeoutMs: opts.mesh.leaseTimeoutMs } : {}),
+        ...(opts.mesh.config?.heartbeatIntervalMs !== undefined ? { heartbeatMs: opts.mesh.config.heartbeatIntervalMs } : {}),
+      }, log.child({ component: 'ring' }));
+      const ring = this.ring;
+      this.ipam.setOwnedSpace((s) => ring.ownedSpace(s));
     }
     this.cni = new CniService(this.attachments, this.ipam, log.child({ component: 'cni' }), this.metrics, () => this.features,
-      async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET);
+      async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET,
+      this.ring ? (e) => this.ring!.resolve(e) : undefined, this.ring ? () => this.ring!.problem() : undefined);
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -121,6 +136,8 @@ export class Daemon {
     const log = this.opts.logger;
     this.features = await this.dp.probe();
     for (const [k, v] of Object.entries(this.features)) if (!v) this.warnings.push(`kernel feature ${k} is unavailable on this host; weft features that need it will refuse with a clear error`);
+    const vp = this.dp.vethProgramming?.();
+    if (vp?.mode === 'ip') this.warnings.push(`veths are programmed by spawning ip(8), not in process (slower ADD and CHECK): ${vp.reason ?? 'in-process netlink is unavailable'}`);
     const { subnet, created } = this.ipam.ensureDefaultSubnet(DEFAULT_SUBNET, this.opts.ipallocRange);
     if (!created && subnet.cidr !== formatCidr(parseCidr(this.opts.ipallocRange))) {
       this.warnings.push(`--ipalloc-range ${this.opts.ipallocRange} differs from the existing default subnet ${subnet.cidr}; the stored subnet is kept`);
@@ -134,6 +151,7 @@ export class Daemon {
       this.underlay = chooseUnderlay(await readUnderlayLinks(), this.opts.mesh.advertiseAddr);
       if (!this.underlay) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
       await this.mesh.start();
+      this.ring?.start();
       this.cluster!.publishLocal();
     }
     await this.listen();
@@ -161,6 +179,9 @@ export class Daemon {
       connect: (a) => ({ address: mesh.connect(a) }),
       forget: (a) => mesh.forget(a),
       hosts: () => cluster.hosts(),
+      ring: () => this.ring!.status(),
+      rmpeer: (name, force) => this.ring!.rmpeer(name, force),
+      reset: () => this.ring!.reset(),
     };
   }
 
@@ -235,6 +256,7 @@ export class Daemon {
       ipallocRange: this.opts.ipallocRange,
       mtu: this.opts.mtu,
       features: this.features ?? {},
+      ...(this.dp.vethProgramming ? { vethProgramming: this.dp.vethProgramming() } : {}),
       attachments: { ready: atts.filter((a) => a.state === 'ready').length, creating: atts.filter((a) => a.state === 'creating').length },
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
       ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),
@@ -248,6 +270,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       if (this.timer) clearInterval(this.timer);
       if (this.publishTimer) clearTimeout(this.publishTimer);
+      this.ring?.stop();
       await this.mesh?.stop().catch((e: unknown) => this.opts.logger.warn('mesh shutdown failed', { err: toWeftError(e).message }));
       if (this.metricsServer) { const m = this.metricsServer; await new Promise<void>((r) => { m.close(() => r()); m.closeIdleConnections(); }); }
       if (this.server) {

@@ -26,4 +26,16 @@ export function registerPeers(cli: CAC, ctx: Ctx): void {
       for (const a of addresses(list)) done.push(await api.post<{ address: string; wasTarget: boolean }>('/v1/mesh/forget', { address: a }));
       emit(ctx.io, ctx.format(opts), done, () => done.map((d) => (d.wasTarget ? `forgot ${d.address}` : `${d.address} was not a connection target`)).join('\n'));
     });
+
+  cli.command('rmpeer <name>', 'Take over the address space of a peer that is gone for good (NAME: its nickname or ring id); needed only before the lease timeout reclaims it').option(...OUTPUT_OPT).option(...SOCKET_OPT)
+    .option('--force', 'also when the peer was heard recently (its addresses may then be handed out twice)')
+    .action(async (name: string, opts: Record<string, unknown>) => {
+      const r = await ctx.api(opts).post<{ removed: string; gained: string[] }>('/v1/ipam/rmpeer', { name, force: opts.force === true });
+      emit(ctx.io, ctx.format(opts), r, () => `removed ${r.removed}; this host now owns ${r.gained.join(', ') || 'nothing more'}`);
+    });
+  cli.command('reset', 'Hand this router\'s address space to a live peer and leave the IPAM ring (before decommissioning the host)').option(...OUTPUT_OPT).option(...SOCKET_OPT)
+    .action(async (opts: Record<string, unknown>) => {
+      const r = await ctx.api(opts).post<{ status: string; message: string }>('/v1/ipam/reset');
+      emit(ctx.io, ctx.format(opts), r, () => r.message);
+    });
 }

@@ -4,6 +4,7 @@ import { emit, table } from '../output.js';
 import type { RouterStatus } from '../../daemon/status.js';
 import type { ClusterHost } from '../../core/cluster/state.js';
 import type { MeshStatus } from '../../core/mesh/index.js';
+import type { RingNodeStatus } from '../../core/ipam-ring/index.js';
 import { UsageError } from '../output.js';
 
 type MeshView = MeshStatus & { incarnation: number; underlay: { ip: string; dev: string; mtu: number } | null };
@@ -31,6 +32,30 @@ function connectionsTable(m: MeshView, hosts: readonly ClusterHost[]): string {
   return table(['NAME', 'PEER', 'ADDRESS', 'DIRECTION', 'STATE', 'PATH', 'UP FOR'], rows);
 }
 
+function ipamText(r: RingNodeStatus): string {
+  const explain: Record<string, string> = {
+    'ready': 'allocating from its own share', 'waiting-for-consensus': 'waiting for the founding peers to agree on the first split (starts at the first ADD)',
+    'observer': 'observer: owns nothing until it asks a peer for space', 'at-risk': 'AT RISK: the peers heard recently own at most half of the range; allocation is paused',
+    'conflict': 'CONFLICT: a ring of another genesis was refused (it would take addresses in use here)', 'left': 'left the ring (weft reset); restart to rejoin',
+  };
+  const lines = [
+    `IPAM ring ${r.range}: ${explain[r.state] ?? r.state}`,
+    `  This peer:  ${r.me} (${r.nickname}), --ipalloc-init ${r.init}${r.genesis ? `, genesis ${r.genesis.id} (${r.genesis.founders} founders)` : ''}`,
+    `  Owned:      ${r.ownedSize} addresses, ${r.free} free${r.reachability ? `; peers heard recently own ${r.reachability.reachable} of ${r.reachability.total}` : ''}`,
+  ];
+  for (const o of r.owned) lines.push(`              ${o.range} (${o.size} addresses, ${o.free} free${o.inherited ? ', inherited' : ''})`);
+  lines.push('', table(['RING PEER', 'LIVE', 'HEARTBEAT', 'SILENT FOR', 'OWNS', 'FREE', 'RETIRED'], r.peers.map((p) => [
+    `${p.id}${p.self ? ' (this host)' : ''}`, p.live ? (p.fresh ? 'yes' : 'stale') : 'no', p.heartbeat, p.silentForMs === null ? '' : `${Math.round(p.silentForMs / 1000)} s`, p.owned, p.free,
+    p.retired ? `${p.retired.reason} by ${p.retired.by}, heir ${p.retired.heir}` : ''])));
+  for (const v of r.votes) lines.push(`  Reclaim vote: ${v.suspect} (silent since heartbeat ${v.atHeartbeat}) by ${v.voters.join(', ')}: ${v.quorum ? `quorum, heir ${v.heir}` : 'no quorum yet'}`);
+  if (r.orphans.length) lines.push(`  Orphaned spans (adopted shortly): ${r.orphans.join(', ')}`);
+  if (r.consensus && !r.consensus.decided) lines.push(`  Consensus: ${r.consensus.rows} of ${r.consensus.n} founders heard`);
+  for (const p of r.pending) lines.push(`  Pending ${p.kind} request to ${p.peer} (${Math.round(p.dueInMs / 1000)} s left)`);
+  if (r.conflict) lines.push(`  Conflict: ring ${r.conflict.theirs.id} from ${r.conflict.from ?? '?'} refused for ${Math.round(r.conflict.forMs / 1000)} s; addresses in use here it would take: ${r.conflict.busy.join(', ')}`);
+  if (r.lastError) lines.push(`  Last error: ${r.lastError}`);
+  return lines.join('\n');
+}
+
 function targetsTable(m: MeshView): string {
   return table(['ADDRESS', 'KIND', 'STATE', 'FAILURES', 'NEXT ATTEMPT', 'LAST ERROR'],
     m.targets.map((t) => [t.address, t.kind, t.state, t.failures, t.state === 'connected' ? '' : `in ${Math.max(0, Math.round((t.nextAttemptAt - Date.now()) / 1000))} s`, t.lastError ?? '']));
@@ -46,6 +71,7 @@ function explain(s: RouterStatus): string {
     `  Data dir:     ${s.dataDir}`,
     `  API socket:   ${s.socket}`,
     `  Kernel:       ${feats}`,
+    ...(s.vethProgramming ? [`  Veth setup:   ${s.vethProgramming.mode === 'netlink' ? 'in process (rtnetlink)' : 'ip(8) processes (fallback; see the warning)'}`] : []),
     `  Containers:   ${s.attachments.ready} attached${s.attachments.creating ? `, ${s.attachments.creating} being attached` : ''}`,
     `  Subnets:      ${s.subnets.map((x) => `${x.name} ${x.cidr} (${x.inUse} in use, ${x.free} free)`).join('; ') || 'none'}`,
     `  Last reconcile: ${s.lastReconcile ? `${s.lastReconcile.at}: ${s.lastReconcile.summary}` : 'not yet'}`,
@@ -72,8 +98,8 @@ export function registerStatus(cli: CAC, ctx: Ctx): void {
       }
       if (!(VIEWS as readonly string[]).includes(view)) throw new UsageError(`unknown status view "${view}": use one of ${VIEWS.join(', ')}`);
       if (view === 'ipam') {
-        const r = await ctx.api(opts).get<{ text: string }>('/v1/ipam/ring');
-        emit(ctx.io, format, r, () => r.text);
+        const r = await ctx.api(opts).get<RingNodeStatus>('/v1/ipam/ring');
+        emit(ctx.io, format, r, () => ipamText(r));
         return;
       }
       const api = ctx.api(opts);

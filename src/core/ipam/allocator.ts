@@ -7,7 +7,7 @@
 import { type Ip, formatIp, tryParseIp } from '../ip/addr.js';
 import { cidrContains, parseCidr, usableRange } from '../ip/cidr.js';
 import { type Interval, intersect, intervalsContain, walkFrom } from '../ip/ranges.js';
-import { AddressUnavailableError, InvalidConfigError, PermissionDeniedError, QuotaExceededError, SubnetExhaustedError } from '../errors.js';
+import { AddressElsewhereError, AddressUnavailableError, InvalidConfigError, ShareExhaustedError, PermissionDeniedError, QuotaExceededError, SubnetExhaustedError } from '../errors.js';
 import type { Allocation, Identity, Pool, Reservation, Subnet } from './model.js';
 import { identityKey } from './model.js';
 import { generalSpace, poolSpace, rangesToIntervals } from './spec.js';
@@ -122,7 +122,7 @@ export function decide(view: AllocationView, req: AllocationRequest): Allocation
           : subnet.gateway === r.ip ? 'the gateway'
             : intervalsContain(rangesToIntervals(subnet.exclude), ip.value) ? 'excluded' : undefined;
         if (unusable) throw new AddressUnavailableError(`${r.ip} is reserved for ${idKey} but is ${unusable} in subnet "${subnet.name}"`, { hint: 'release the reservation with `weft ip release`, or change the subnet back' });
-        if (req.ownedSpace && !intervalsContain(req.ownedSpace, ip.value)) throw new AddressUnavailableError(`${r.ip} is reserved for ${idKey} but belongs to another host's share of subnet "${subnet.name}"`, { hint: 'the router claims it from its owner first; see `weft status ipam`' });
+        if (req.ownedSpace && !intervalsContain(req.ownedSpace, ip.value)) throw new AddressElsewhereError(`${r.ip} is reserved for ${idKey} but belongs to another host's share of subnet "${subnet.name}"`, r.ip, { hint: 'the router claims it from its owner first; see `weft status ipam`' });
         // A reserved address inside a pool belongs to that pool (its count, quota and stickiness).
         const inPool = req.pools.find((p) => intervalsContain(rangesToIntervals(p.addresses), ip.value));
         checkQuota(view, subnet, inPool);
@@ -155,7 +155,7 @@ export function decide(view: AllocationView, req: AllocationRequest): Allocation
     return { ip: { family: cidr.family, value }, reason: 'dynamic', reuse: false, cursor: { scope, value }, ...(pool ? { pool } : {}) };
   }
   if (req.ownedSpace) {
-    throw new SubnetExhaustedError(`this host's share of subnet "${subnet.name}" (${subnet.cidr})${pool ? ` in pool "${pool.name}"` : ''} has no free address`, { hint: 'the router asks other peers for space; if none has any, release addresses (`weft ip list`) or see `weft status ipam`' });
+    throw new ShareExhaustedError(`this host's share of subnet "${subnet.name}" (${subnet.cidr})${pool ? ` in pool "${pool.name}"` : ''} has no free address`, { hint: 'the router asks other peers for space; if none has any, release addresses (`weft ip list`) or see `weft status ipam`' });
   }
   throw new SubnetExhaustedError(pool ? `pool "${pool.name}" of subnet "${subnet.name}" has no free address` : `subnet "${subnet.name}" (${subnet.cidr}) has no free address`, { hint: 'release addresses (`weft ip list`), or add a subnet' });
 }
@@ -171,7 +171,7 @@ function decideRequested(view: AllocationView, req: AllocationRequest, pool: Poo
   if (ip.value < u.first || ip.value > u.last) throw new AddressUnavailableError(`requested address ${text} is the network or broadcast address of ${subnet.cidr}`);
   if (subnet.gateway === text) throw new AddressUnavailableError(`requested address ${text} is the gateway of subnet "${subnet.name}"`);
   if (intervalsContain(rangesToIntervals(subnet.exclude), ip.value)) throw new AddressUnavailableError(`requested address ${text} is excluded in subnet "${subnet.name}"`);
-  if (req.ownedSpace && !intervalsContain(req.ownedSpace, ip.value)) throw new AddressUnavailableError(`requested address ${text} belongs to another host's share of subnet "${subnet.name}"`, { hint: 'the router claims it from its owner first; see `weft status ipam`' });
+  if (req.ownedSpace && !intervalsContain(req.ownedSpace, ip.value)) throw new AddressElsewhereError(`requested address ${text} belongs to another host's share of subnet "${subnet.name}"`, text, { hint: 'the router claims it from its owner first; see `weft status ipam`' });
   const inPool = req.pools.find((p) => intervalsContain(rangesToIntervals(p.addresses), ip.value));
   if (inPool && inPool !== pool && !poolMatches(inPool, req.identity)) {
     throw new PermissionDeniedError(`requested address ${text} belongs to pool "${inPool.name}", which does not serve ${idKey ?? 'this container'}`);
