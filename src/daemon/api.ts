@@ -27,6 +27,7 @@ export interface ClusterApi {
   forget(address: string): unknown;
   hosts(): unknown;
   ring(): unknown;
+  overlay(): unknown;
   rmpeer(name: string, force: boolean): unknown;
   reset(): Promise<unknown>;
 }
@@ -77,6 +78,7 @@ export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics:
     r.add('POST', '/v1/mesh/forget', (q) => ({ body: cluster.forget(addressBody(q.body)) }));
     r.add('GET', '/v1/cluster/hosts', () => ({ body: cluster.hosts() }));
     r.add('GET', '/v1/ipam/ring', () => ({ body: cluster.ring() }));
+    r.add('GET', '/v1/overlay', () => ({ body: cluster.overlay() }));
     r.add('POST', '/v1/ipam/rmpeer', (q) => {
       const b = q.body as { name?: unknown; force?: unknown } | undefined;
       if (typeof b?.name !== 'string' || b.name === '') throw new BadRequestError('expected {"name": PEER, "force"?: boolean}');

@@ -26,6 +26,9 @@ import type { ClusterSummary, RouterStatus } from './status.js';
 import { ClusterService } from './cluster-service.js';
 import { type MeshOptions, MeshService } from './mesh-service.js';
 import { RingService } from './ring-service.js';
+import { OverlayService } from './overlay-service.js';
+import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
+import type { OverlayNetworkInput } from '../core/dataplane/overlay-types.js';
 import { parseIp } from '../core/ip/addr.js';
 import { chooseUnderlay, type Underlay } from '../core/cluster/underlay.js';
 import { readUnderlayLinks } from '../adapters/kernel/underlay-links.js';
@@ -71,6 +74,7 @@ export class Daemon {
   readonly mesh?: MeshService;
   readonly cluster?: ClusterService;
   readonly ring?: RingService;
+  readonly overlay?: OverlayService;
   readonly store: Store;
   readonly ipam: IpamService;
   readonly attachments: Attachments;
@@ -110,6 +114,12 @@ export class Daemon {
       }, log.child({ component: 'ring' }));
       const ring = this.ring;
       this.ipam.setOwnedSpace((s) => ring.ownedSpace(s));
+      const olog = log.child({ component: 'overlay' });
+      this.overlay = new OverlayService(new KernelOverlay(olog), this.cluster, () => this.localNetworks(), () => this.underlay, olog, {
+        repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000,
+      });
+      // A new local network (first container on it) needs its VXLAN device at once, not at the next gossip.
+      this.attachments.onChange(() => this.overlay?.schedule());
     }
     this.cni = new CniService(this.attachments, this.ipam, log.child({ component: 'cni' }), this.metrics, () => this.features,
       async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET,
@@ -153,6 +163,7 @@ export class Daemon {
       await this.mesh.start();
       this.ring?.start();
       this.cluster!.publishLocal();
+      await this.overlay?.start();
     }
     await this.listen();
     if (this.opts.metricsAddr) await this.listenMetrics(this.opts.metricsAddr);
@@ -180,6 +191,7 @@ export class Daemon {
       forget: (a) => mesh.forget(a),
       hosts: () => cluster.hosts(),
       ring: () => this.ring!.status(),
+      overlay: () => this.overlay!.status(),
       rmpeer: (name, force) => this.ring!.rmpeer(name, force),
       reset: () => this.ring!.reset(),
     };
@@ -193,10 +205,26 @@ export class Daemon {
       underlay: this.underlay ?? null,
       peers: { known: st.peers.length, reachable: st.peers.filter((p) => p.reachable).length, connected: st.connections.filter((c) => c.state === 'established').length },
       targets: st.targets.length,
+      ...(this.overlay ? { overlay: (() => {
+        const o = this.overlay.status();
+        return { enabled: o.enabled, ...(o.reason ? { reason: o.reason } : {}), peers: o.routes.length, relayed: o.routes.filter((r) => r.via !== undefined).length, endpoints: o.endpoints, ...(o.lastSync ? { lastSync: o.lastSync.at } : {}), pathMtuFailures: o.pathMtu.filter((p) => !p.ok).length };
+      })() } : {}),
+      ...(this.ring ? { ipam: (() => { const r = this.ring.status(); return { state: r.state, owned: r.ownedSize, free: r.free }; })() } : {}),
     };
   }
 
+  /** The weft networks with a bridge on this host: the overlay extends these to the other hosts. */
+  private localNetworks(): OverlayNetworkInput[] {
+    const nets = new Map<string, OverlayNetworkInput>();
+    for (const a of this.attachments.list()) {
+      if (a.mode !== 'bridge' || !a.bridge || nets.has(a.network)) continue;
+      nets.set(a.network, { name: a.network, bridge: a.bridge, mtu: a.mtu ?? this.opts.mtu });
+    }
+    return [...nets.values()];
+  }
+
   async reconcileNow(): Promise<ReconcileReport> {
+    await this.overlay?.syncNow();
     try {
       this.lastReconcile = await this.reconciler.run({ startup: false });
       this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
@@ -261,7 +289,7 @@ export class Daemon {
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
       ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),
       ...(last ? { lastReconcile: { at: last.at, summary: summarize(last), ok: last.errors.length === 0 } } : {}),
-      warnings: [...this.warnings, ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
+      warnings: [...this.warnings, ...(this.overlay?.warnings() ?? []), ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
     };
   }
 
@@ -271,6 +299,7 @@ export class Daemon {
       if (this.timer) clearInterval(this.timer);
       if (this.publishTimer) clearTimeout(this.publishTimer);
       this.ring?.stop();
+      await this.overlay?.stop();
       await this.mesh?.stop().catch((e: unknown) => this.opts.logger.warn('mesh shutdown failed', { err: toWeftError(e).message }));
       if (this.metricsServer) { const m = this.metricsServer; await new Promise<void>((r) => { m.close(() => r()); m.closeIdleConnections(); }); }
       if (this.server) {

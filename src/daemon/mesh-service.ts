@@ -32,6 +32,10 @@ export interface MeshOptions {
   readonly ipallocInit?: string;
   /** A peer silent this long is reclaimed from the IPAM ring. */
   readonly leaseTimeoutMs?: number;
+  /** Period of the overlay's repair pass (ms; 0 = only on change). */
+  readonly overlayRepairMs?: number;
+  /** Period of the path-MTU probe round (ms; 0 = off). */
+  readonly pathMtuProbeMs?: number;
   /** Name mixed into the cluster fingerprint, so two clusters on one underlay never merge. */
   readonly clusterName?: string;
 }

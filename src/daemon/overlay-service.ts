@@ -1,0 +1,179 @@
+/**
+ * Keeps the kernel overlay (docs/overlay.md) in step with the cluster: on
+ * every change of peers, routes or endpoints it builds the planner input
+ * from ClusterState and the local bridges, and the adapter diffs and applies
+ * it. Runs are coalesced and never overlap; a periodic run repairs what
+ * someone deleted by hand. A path-MTU probe per peer finds black holes.
+ */
+import type { OverlayDataPlane } from '../adapters/kernel/overlay-kernel.js';
+import type { ClusterState } from '../core/cluster/state.js';
+import type { Underlay } from '../core/cluster/underlay.js';
+import type { OverlayInput, OverlayNetworkInput, OverlayNote, OverlayPeerRoute, PathMtuResult } from '../core/dataplane/overlay-types.js';
+import { duePathMtuProbes, mergePathMtuResults, pathMtuTargets } from '../core/dataplane/overlay-mtu.js';
+import { toWeftError } from '../core/errors.js';
+import type { Logger } from './logger.js';
+
+export interface OverlayStatus {
+  readonly enabled: boolean;
+  readonly reason?: string;
+  readonly lastSync?: { readonly at: string; readonly ms: number; readonly changes: Record<string, number>; readonly ok: boolean; readonly error?: string };
+  readonly networks: readonly string[];
+  readonly routes: readonly OverlayPeerRoute[];
+  readonly endpoints: number;
+  readonly notes: readonly OverlayNote[];
+  readonly pathMtu: readonly PathMtuResult[];
+  readonly syncs: number;
+}
+
+export class OverlayService {
+  private timer?: NodeJS.Timeout;
+  private repairTimer?: NodeJS.Timeout;
+  private probeTimer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+  private disabled?: string;
+  private last?: OverlayStatus['lastSync'];
+  private routes: readonly OverlayPeerRoute[] = [];
+  private networks: readonly string[] = [];
+  private endpoints = 0;
+  private notes: readonly OverlayNote[] = [];
+  private pathMtu: PathMtuResult[] = [];
+  private syncs = 0;
+  private containerMtu = 0;
+
+  constructor(
+    private readonly kernel: OverlayDataPlane,
+    private readonly cluster: ClusterState,
+    private readonly localNetworks: () => OverlayNetworkInput[],
+    private readonly underlay: () => Underlay | undefined,
+    private readonly log: Logger,
+    private readonly opts: { repairMs: number; probeMs: number },
+  ) {
+    cluster.onChange(() => this.schedule());
+  }
+
+  async start(): Promise<void> {
+    const f = await this.kernel.probe();
+    if (!f.vxlan) this.disabled = `this kernel cannot create VXLAN devices (${f.reasons.vxlan ?? 'unknown reason'}): containers on other hosts are unreachable`;
+    else if (!this.underlay()) this.disabled = 'no underlay address: pass --advertise-addr';
+    if (!f.bridgeNft) this.log.warn('nftables bridge filtering is unavailable: traffic to peers reachable only through a relay is not carried', { reason: f.reasons.bridgeNft });
+    if (this.disabled) { this.log.warn('cross-host overlay disabled', { reason: this.disabled }); return; }
+    this.schedule(0);
+    if (this.opts.repairMs > 0) {
+      this.repairTimer = setInterval(() => this.schedule(0), this.opts.repairMs);
+      this.repairTimer.unref();
+    }
+    if (this.opts.probeMs > 0) {
+      this.probeTimer = setInterval(() => { void this.probe(); }, this.opts.probeMs);
+      this.probeTimer.unref();
+    }
+  }
+
+  /** Coalesces bursts of cluster changes into one run. */
+  schedule(delayMs = 30): void {
+    if (this.stopped || this.disabled || this.timer) return;
+    this.timer = setTimeout(() => { this.timer = undefined; void this.syncNow(); }, delayMs);
+  }
+
+  /** One run now (after the one in flight, if any). */
+  async syncNow(): Promise<void> {
+    if (this.stopped || this.disabled) return;
+    if (this.running) { this.again = true; return this.running; }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.runOnce();
+      } while (this.again && !this.stopped);
+    })().finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private input(u: Underlay): OverlayInput {
+    const hosts = this.cluster.hosts();
+    const nets = this.localNetworks();
+    const local = new Set(nets.map((n) => n.name));
+    const peers: { peer: string; ip: string; via?: string }[] = [];
+    const endpoints: { network: string; peer: string; mac: string; ips: readonly string[] }[] = [];
+    for (const h of hosts) {
+      if (h.self || !h.reachable || h.underlay === null) continue;
+      peers.push({ peer: h.peer, ip: h.underlay, ...(h.via !== undefined ? { via: h.via } : {}) });
+      for (const e of h.endpoints) if (local.has(e.network)) endpoints.push({ network: e.network, peer: h.peer, mac: e.mac, ips: e.ips });
+    }
+    return { localPeer: this.cluster.self, underlay: { ip: u.ip, dev: u.dev }, networks: nets, peers, endpoints };
+  }
+
+  private async runOnce(): Promise<void> {
+    const u = this.underlay();
+    if (!u) return;
+    const t0 = Date.now();
+    try {
+      const input = this.input(u);
+      const { plan, report } = await this.kernel.sync(input);
+      this.syncs++;
+      this.routes = plan.routes;
+      this.networks = input.networks.map((n) => n.name);
+      this.endpoints = plan.endpoints;
+      this.containerMtu = input.networks[0]?.mtu ?? this.containerMtu;
+      const fresh = plan.notes.filter((n) => !this.notes.some((o) => o.code === n.code && o.message === n.message));
+      for (const n of fresh) this.log.warn('overlay: not programmed', { ...n });
+      this.notes = plan.notes;
+      const changed = Object.values(report.changes).reduce((a, b) => a + (b ?? 0), 0);
+      if (changed > 0) this.log.info('overlay applied', { changes: report.changes, peers: plan.routes.length, endpoints: plan.endpoints, ms: report.ms, passes: report.passes });
+      this.last = { at: new Date().toISOString(), ms: Date.now() - t0, changes: report.changes as Record<string, number>, ok: report.failures.length === 0, ...(report.failures.length ? { error: report.failures.map((f) => `${f.line}: ${f.error}`).join('; ') } : {}) };
+      if (changed > 0 && this.opts.probeMs > 0) void this.probe();
+    } catch (e) {
+      const err = toWeftError(e);
+      this.log.error('overlay sync failed', { err: err.message });
+      this.last = { at: new Date().toISOString(), ms: Date.now() - t0, changes: {}, ok: false, error: err.message };
+    }
+  }
+
+  private probing = false;
+
+  /** Full-size DF pings to the peers that are due (policy in overlay-mtu.ts). */
+  private async probe(): Promise<void> {
+    if (this.probing || this.stopped || this.disabled || this.containerMtu === 0) return;
+    this.probing = true;
+    try {
+      const targets = pathMtuTargets(this.routes, this.containerMtu);
+      const due = duePathMtuProbes(targets, this.pathMtu, Date.now());
+      if (due.length === 0) return;
+      const fresh = await this.kernel.checkPathMtu(due);
+      for (const r of fresh) {
+        const before = this.pathMtu.find((p) => p.peer === r.peer);
+        if (!r.ok && (!before || before.ok)) this.log.warn('path MTU black hole: full-size packets to this peer are lost', { peer: r.peer, address: r.address, size: r.size, error: r.error });
+        if (r.ok && before && !before.ok) this.log.info('path MTU to peer is fine again', { peer: r.peer, size: r.size });
+      }
+      this.pathMtu = mergePathMtuResults(this.pathMtu, fresh, targets);
+    } catch (e) {
+      this.log.warn('path MTU probe failed', { err: toWeftError(e).message });
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  status(): OverlayStatus {
+    return {
+      enabled: this.disabled === undefined, ...(this.disabled ? { reason: this.disabled } : {}), ...(this.last ? { lastSync: this.last } : {}),
+      networks: this.networks, routes: this.routes, endpoints: this.endpoints, notes: this.notes, pathMtu: this.pathMtu, syncs: this.syncs,
+    };
+  }
+
+  /** Warnings for `weft status`. */
+  warnings(): string[] {
+    const out: string[] = [];
+    if (this.disabled) out.push(`cross-host overlay disabled: ${this.disabled}`);
+    for (const r of this.pathMtu) if (!r.ok) out.push(`path MTU black hole towards peer ${r.peer} (${r.address}): ${r.size}-byte packets with DF do not arrive; lower --mtu or fix the underlay${r.error ? ` (${r.error})` : ''}`);
+    if (this.last && !this.last.ok) out.push(`last overlay sync failed: ${this.last.error ?? 'unknown error'}`);
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.repairTimer) clearInterval(this.repairTimer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await this.running;
+  }
+}
