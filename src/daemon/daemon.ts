@@ -26,6 +26,7 @@ import type { ClusterSummary, RouterStatus } from './status.js';
 import { ClusterService } from './cluster-service.js';
 import { type MeshOptions, MeshService } from './mesh-service.js';
 import { RingService } from './ring-service.js';
+import { ObjectsSync } from './objects-sync.js';
 import { OverlayService } from './overlay-service.js';
 import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
 import type { OverlayNetworkInput } from '../core/dataplane/overlay-types.js';
@@ -75,6 +76,7 @@ export class Daemon {
   readonly cluster?: ClusterService;
   readonly ring?: RingService;
   readonly overlay?: OverlayService;
+  readonly objects?: ObjectsSync;
   readonly store: Store;
   readonly ipam: IpamService;
   readonly attachments: Attachments;
@@ -105,7 +107,9 @@ export class Daemon {
       this.attachments.onChange(() => this.schedulePublish());
       const range = parseCidr(opts.ipallocRange);
       this.ring = new RingService(this.store, this.mesh, {
-        used: () => this.store.read((tx) => [...tx.listAllocations(DEFAULT_SUBNET).map((a) => a.ip), ...tx.listReservations(DEFAULT_SUBNET).map((r) => r.ip)]).map((ip) => parseIp(ip).value),
+        // Only this host's allocations: reservations are cluster-wide intents that move with the space
+        // (whoever owns the address hands it to the reserved identity, claiming it first if needed).
+        used: () => this.store.read((tx) => tx.listAllocations(DEFAULT_SUBNET).map((a) => parseIp(a.ip).value)),
       }, {
         range, subnet: DEFAULT_SUBNET, launchPeers: opts.mesh.peers.length,
         ...(opts.mesh.ipallocInit !== undefined ? { init: opts.mesh.ipallocInit } : {}),
@@ -114,6 +118,7 @@ export class Daemon {
       }, log.child({ component: 'ring' }));
       const ring = this.ring;
       this.ipam.setOwnedSpace((s) => ring.ownedSpace(s));
+      this.objects = new ObjectsSync(this.store, this.ipam, this.mesh, log.child({ component: 'objects' }));
       const olog = log.child({ component: 'overlay' });
       this.overlay = new OverlayService(new KernelOverlay(olog), this.cluster, () => this.localNetworks(), () => this.underlay, olog, {
         repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000,
@@ -162,6 +167,7 @@ export class Daemon {
       if (!this.underlay) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
       await this.mesh.start();
       this.ring?.start();
+      this.objects?.start(30_000);
       this.cluster!.publishLocal();
       await this.overlay?.start();
     }
@@ -210,6 +216,7 @@ export class Daemon {
         return { enabled: o.enabled, ...(o.reason ? { reason: o.reason } : {}), peers: o.routes.length, relayed: o.routes.filter((r) => r.via !== undefined).length, endpoints: o.endpoints, ...(o.lastSync ? { lastSync: o.lastSync.at } : {}), pathMtuFailures: o.pathMtu.filter((p) => !p.ok).length };
       })() } : {}),
       ...(this.ring ? { ipam: (() => { const r = this.ring.status(); return { state: r.state, owned: r.ownedSize, free: r.free }; })() } : {}),
+      ...(this.objects ? { objects: this.objects.status() } : {}),
     };
   }
 
@@ -289,7 +296,7 @@ export class Daemon {
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
       ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),
       ...(last ? { lastReconcile: { at: last.at, summary: summarize(last), ok: last.errors.length === 0 } } : {}),
-      warnings: [...this.warnings, ...(this.overlay?.warnings() ?? []), ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
+      warnings: [...this.warnings, ...(this.overlay?.warnings() ?? []), ...(this.objects?.status().conflicts.map((c) => `replicated ${c.key} is not applied here: ${c.reason}`) ?? []), ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
     };
   }
 
@@ -299,6 +306,7 @@ export class Daemon {
       if (this.timer) clearInterval(this.timer);
       if (this.publishTimer) clearTimeout(this.publishTimer);
       this.ring?.stop();
+      this.objects?.stop();
       await this.overlay?.stop();
       await this.mesh?.stop().catch((e: unknown) => this.opts.logger.warn('mesh shutdown failed', { err: toWeftError(e).message }));
       if (this.metricsServer) { const m = this.metricsServer; await new Promise<void>((r) => { m.close(() => r()); m.closeIdleConnections(); }); }

@@ -12,6 +12,7 @@ import { buildPool, buildSubnet, generalSpace, parseReservation, poolSpace, rang
 import { formatIp, parseIp } from '../core/ip/addr.js';
 import { cidrContains, parseCidr } from '../core/ip/cidr.js';
 import { type Interval, intervalsContain, totalSize } from '../core/ip/ranges.js';
+import { type ObjectKind, poolInput, reservationInput, subnetInput } from '../core/cluster/objects.js';
 import { AddressUnavailableError, BadRequestError, ConflictError, NotFoundError } from '../core/errors.js';
 
 export interface SubnetUsage {
@@ -53,17 +54,30 @@ export class IpamService {
     this.ownedSpace = fn;
   }
 
+  private readonly mutationListeners: ((kind: ObjectKind, id: string, value: unknown) => void)[] = [];
+
+  /** Called after an operator changed a subnet, pool or reservation (value null: deleted); the cluster replicates it. */
+  onMutation(fn: (kind: ObjectKind, id: string, value: unknown) => void): void {
+    this.mutationListeners.push(fn);
+  }
+
+  private mutated(kind: ObjectKind, id: string, value: unknown): void {
+    for (const fn of this.mutationListeners) fn(kind, id, value);
+  }
+
   private stamp(): string {
     return this.now().toISOString();
   }
 
   // ---- subnets ----
   createSubnet(input: unknown): Subnet {
-    return this.store.write((tx) => {
+    const created = this.store.write((tx) => {
       const s = buildSubnet(input, tx.listSubnets(), this.stamp());
       tx.putSubnet(s);
       return s;
     });
+    this.mutated('subnet', created.name, subnetInput(created));
+    return created;
   }
 
   ensureDefaultSubnet(name: string, cidr: string): { subnet: Subnet; created: boolean } {
@@ -110,7 +124,7 @@ export class IpamService {
   }
 
   updateSubnet(name: string, input: unknown): Subnet {
-    return this.store.write((tx) => {
+    const updated = this.store.write((tx) => {
       const cur = tx.getSubnet(name);
       if (!cur) throw new NotFoundError(`subnet "${name}" does not exist`);
       const next = updateSubnet(cur, input);
@@ -131,6 +145,8 @@ export class IpamService {
       tx.putSubnet(next);
       return next;
     });
+    this.mutated('subnet', name, subnetInput(updated));
+    return updated;
   }
 
   deleteSubnet(name: string): void {
@@ -144,11 +160,12 @@ export class IpamService {
       tx.deleteMeta(`subnetBridge/${name}`);
       tx.deleteSubnet(name);
     });
+    this.mutated('subnet', name, null);
   }
 
   // ---- pools ----
   createPool(input: unknown): Pool {
-    return this.store.write((tx) => {
+    const created = this.store.write((tx) => {
       const raw = input as { subnet?: unknown };
       const subnet = typeof raw?.subnet === 'string' ? tx.getSubnet(raw.subnet) : undefined;
       const pool = buildPool(input, subnet, tx.listPools(), this.stamp());
@@ -156,6 +173,8 @@ export class IpamService {
       tx.putPool(pool);
       return pool;
     });
+    this.mutated('pool', created.name, poolInput(created));
+    return created;
   }
 
   listPools(subnet?: string): { pool: Pool; inUse: number; size: string }[] {
@@ -173,11 +192,12 @@ export class IpamService {
       if (n > 0) throw new ConflictError(`pool "${name}" still has ${n} address(es) in use`);
       tx.deletePool(name);
     });
+    this.mutated('pool', name, null);
   }
 
   // ---- reservations and addresses ----
   reserve(input: unknown): Reservation {
-    return this.store.write((tx) => {
+    const made = this.store.write((tx) => {
       const raw = input as { subnet?: unknown };
       const subnet = typeof raw?.subnet === 'string' ? tx.getSubnet(raw.subnet) : undefined;
       const r = parseReservation(input, subnet);
@@ -191,11 +211,13 @@ export class IpamService {
       tx.putReservation(rec);
       return rec;
     });
+    this.mutated('reservation', `${made.subnet}/${made.ip}`, reservationInput(made));
+    return made;
   }
 
   /** Releases a reservation and/or a held address. A bound address cannot be released: remove its container. */
   release(subnet: string, ip: string): { reservation: boolean; held: boolean } {
-    return this.store.write((tx) => {
+    const out = this.store.write((tx) => {
       const s = tx.getSubnet(subnet);
       if (!s) throw new NotFoundError(`subnet "${subnet}" does not exist`);
       let text: string;
@@ -208,8 +230,24 @@ export class IpamService {
       if (r) tx.deleteReservation(subnet, text);
       const held = a?.state === 'held';
       if (held) tx.deleteAllocation(subnet, text);
-      return { reservation: !!r, held };
+      return { reservation: !!r, held, ip: text };
     });
+    if (out.reservation) this.mutated('reservation', `${subnet}/${out.ip}`, null);
+    return { reservation: out.reservation, held: out.held };
+  }
+
+  /** A reservation deleted elsewhere in the cluster: drop it here (a held address stays held). */
+  dropReservation(subnet: string, ip: string): boolean {
+    return this.store.write((tx) => {
+      if (!tx.reservationAt(subnet, ip)) return false;
+      tx.deleteReservation(subnet, ip);
+      return true;
+    });
+  }
+
+  /** Whether any address of the subnet is in use here (a replicated delete or redefinition must wait for it). */
+  inUse(subnet: string): number {
+    return this.store.read((tx) => tx.countInUse(subnet));
   }
 
   listAddresses(subnet?: string): { allocations: Allocation[]; reservations: Reservation[] } {

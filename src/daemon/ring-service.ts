@@ -32,7 +32,7 @@ export interface RingServiceOptions {
 
 /** Allocation facts the ring needs, for the managed subnet only. */
 export interface RingAllocations {
-  /** Allocated or reserved addresses (values) of the managed subnet. */
+  /** Addresses (values) of the managed subnet allocated on this host (bound or held). */
   used(): bigint[];
 }
 

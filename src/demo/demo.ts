@@ -57,7 +57,7 @@ function cni(host: DemoHost, command: string, c: DemoContainer): unknown {
   const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'weft', type: 'weft', socket: host.socket, ipMasq: false });
   const r = spawnSync(process.execPath, [bundlePath()], {
     input: conf, encoding: 'utf8',
-    env: { PATH: process.env.PATH, WEFT_PLUGIN_KIND: 'weft', CNI_COMMAND: command, CNI_CONTAINERID: `demo-${c.ns}`, CNI_NETNS: `/run/netns/${c.ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${c.name}` },
+    env: { PATH: process.env.PATH, WEFT_PLUGIN_KIND: 'weft', CNI_COMMAND: command, CNI_CONTAINERID: `${c.name}-${c.ns}`, CNI_NETNS: `/run/netns/${c.ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${c.name}` },
   });
   if (r.status !== 0) throw new Error(`CNI ${command} for ${c.name} failed: ${r.stdout}${r.stderr}`);
   return r.stdout ? JSON.parse(r.stdout) : undefined;
@@ -183,7 +183,7 @@ export async function runDemo(io: Io): Promise<void> {
     const a = state.containers[0]!;
     const far = state.containers[state.containers.length - 1]!;
     io.out(`  nsenter --net=/run/netns/${a.ns} ping -c 3 ${far.ip}     # ${a.name} -> ${far.name}, across hosts`);
-    io.out(`  nsenter --net=/run/netns/${state.hosts[0]!.ns} bridge fdb show dev ${'wx'}…   # the overlay's static entries (see docs/overlay.md)`);
+    io.out(`  nsenter --net=/run/netns/${state.hosts[0]!.ns} bridge fdb show dev weft-vx   # the overlay's static entries (see docs/overlay.md)`);
     io.out(`Remove it with: ${w} demo --down`);
   } catch (e) {
     io.err(`demo failed: ${(e as Error).message}; cleaning up`);
