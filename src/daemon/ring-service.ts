@@ -45,7 +45,17 @@ export class RingService {
 
   constructor(private readonly store: Store, private readonly mesh: MeshService, private readonly allocations: RingAllocations, private readonly opts: RingServiceOptions, private readonly log: Logger) {
     const persisted = store.read((tx) => tx.getMeta<unknown>(RING_KEY));
-    const used = (): bigint[] => allocations.used();
+    // The donor's block search calls isUnused many times in one synchronous call: scan the store
+    // once for it. The cache lives only until the event loop turns, so no allocation can slip in
+    // between the scan and its use (a donated block must never hold an address in use).
+    let cache: bigint[] | undefined;
+    const used = (): bigint[] => {
+      if (!cache) {
+        cache = allocations.used();
+        setImmediate(() => { cache = undefined; });
+      }
+      return cache;
+    };
     this.node = new RingNode({
       nickname: mesh.nickname,
       range: opts.range,
@@ -140,9 +150,11 @@ export class RingService {
     });
   }
 
-  private async request(make: () => RequestResult): Promise<{ ok: boolean; why: string }> {
+  private async request(make: () => RequestResult, satisfied?: () => boolean): Promise<{ ok: boolean; why: string }> {
     const deadline = Date.now() + WAIT_MS;
     while (!this.stopped && Date.now() < deadline) {
+      // A ring that formed while we waited (consensus) may already have given us what we need.
+      if (satisfied?.()) return { ok: true, why: 'ring formed' };
       const r = this.mesh.control(make);
       this.arm();
       if (r.status === 'owned') return { ok: true, why: 'owned' };
@@ -168,7 +180,7 @@ export class RingService {
       const had = this.node.ownedRanges().length;
       if (had === 0) {
         // No share yet: the ring may still be forming (consensus, or an observer's first ask).
-        const r = await this.request(() => this.node.askForSpace());
+        const r = await this.request(() => this.node.askForSpace(), () => this.node.ownedRanges().length > 0);
         if (this.node.ownedRanges().length > 0) return true;
         this.log.warn('no address space could be obtained', { why: r.why });
         return false;
