@@ -26,7 +26,7 @@ export class ClusterService implements ClusterState {
 
   constructor(private readonly mesh: MeshService, private readonly underlay: () => string | null, private readonly local: () => Attachment[], private readonly log: Logger) {
     this.self = mesh.peer;
-    this.endpoints = new EndpointsChannel(mesh.peer, mesh.incarnation);
+    this.endpoints = new EndpointsChannel(mesh.peer, mesh.nickname, mesh.incarnation);
     mesh.registerChannel(ENDPOINTS_CHANNEL, this.endpoints);
     this.endpoints.onChange(() => this.changed());
     mesh.onEvent((e) => {
@@ -51,6 +51,12 @@ export class ClusterService implements ClusterState {
       if (e) eps.push(e);
     }
     this.publishEndpoints(this.underlay(), eps);
+  }
+
+  /** Drops the record of a host that is gone for good (rmpeer, lease reclaim); false when there is none. */
+  forgetHost(nickname: string): boolean {
+    const r = this.endpoints.byNickname(nickname);
+    return r ? this.mesh.control(() => this.endpoints.remove(r.peer)) : false;
   }
 
   onChange(fn: () => void): void {

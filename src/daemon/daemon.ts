@@ -26,6 +26,7 @@ import type { ClusterSummary, RouterStatus } from './status.js';
 import { ClusterService } from './cluster-service.js';
 import { type MeshOptions, MeshService } from './mesh-service.js';
 import { RingService } from './ring-service.js';
+import { nicknameCandidates } from '../core/ipam-ring/index.js';
 import { ObjectsSync } from './objects-sync.js';
 import { OverlayService } from './overlay-service.js';
 import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
@@ -115,6 +116,8 @@ export class Daemon {
         ...(opts.mesh.ipallocInit !== undefined ? { init: opts.mesh.ipallocInit } : {}),
         ...(opts.mesh.leaseTimeoutMs !== undefined ? { leaseTimeoutMs: opts.mesh.leaseTimeoutMs } : {}),
         ...(opts.mesh.config?.heartbeatIntervalMs !== undefined ? { heartbeatMs: opts.mesh.config.heartbeatIntervalMs } : {}),
+        // A host whose address space was taken over is gone: drop its containers from the overlay and `ps --cluster`.
+        onReclaimed: (ids) => { for (const id of ids) for (const nick of nicknameCandidates(id)) if (this.cluster?.forgetHost(nick)) break; },
       }, log.child({ component: 'ring' }));
       const ring = this.ring;
       this.ipam.setOwnedSpace((s) => ring.ownedSpace(s));

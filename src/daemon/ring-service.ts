@@ -28,6 +28,8 @@ export interface RingServiceOptions {
   readonly heartbeatMs?: number;
   readonly leaseTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
+  /** Ring ids of peers this router retired (lease reclaim): the cluster forgets their hosts. */
+  readonly onReclaimed?: (ringIds: readonly string[]) => void;
 }
 
 /** Allocation facts the ring needs, for the managed subnet only. */
@@ -94,6 +96,7 @@ export class RingService {
         if (e.type === 'reply') this.waiters.get(e.id)?.(e);
         else if (e.type === 'warning' || e.type === 'genesis-conflict') log.warn(`IPAM ring: ${e.type === 'warning' ? e.message : 'a ring of another genesis was refused'}`, { ...e });
         else log.info(`IPAM ring: ${e.type}`, { ...e });
+        if (e.type === 'reclaimed') opts.onReclaimed?.(e.peers.map((p) => p.suspect));
         for (const w of [...this.changeWaiters]) w();
       },
     });
@@ -199,6 +202,7 @@ export class RingService {
 
   rmpeer(name: string, force: boolean): { removed: string; gained: string[] } {
     const r = this.mesh.control(() => this.node.rmpeer(name, { force }));
+    this.opts.onReclaimed?.([r.removed]);
     return { removed: r.removed, gained: r.gained.map((i) => formatInterval(this.opts.range.family, i)) };
   }
 

@@ -16,7 +16,7 @@ function capture(): { sent: EndpointsData[]; sender: GossipSender<EndpointsData>
 }
 
 test('publish broadcasts only changes, and a peer merges them', () => {
-  const a = new EndpointsChannel(A, 1);
+  const a = new EndpointsChannel(A, 'a', 1);
   const { sent, sender } = capture();
   a.setSender(sender);
   a.publish('192.0.2.1', [ep(1), ep(2)]);
@@ -24,7 +24,7 @@ test('publish broadcasts only changes, and a peer merges them', () => {
   assert.equal(sent.length, 1, 'same set in another order is not a change');
   a.publish('192.0.2.1', [ep(1)]);
   assert.equal(sent.length, 2);
-  const b = new EndpointsChannel(B, 1);
+  const b = new EndpointsChannel(B, 'b', 1);
   for (const d of sent) for (const p of d.encode()) b.onGossipBroadcast(A, p);
   assert.deepEqual(b.get(A)!.endpoints.map((e) => e.containerId), ['c1']);
   assert.equal(b.get(A)!.underlay, '192.0.2.1');
@@ -33,8 +33,8 @@ test('publish broadcasts only changes, and a peer merges them', () => {
 });
 
 test('a restarted host (new incarnation) wins over its old record even with a lower seq', () => {
-  const old: HostRecord = { peer: A, incarnation: 1, seq: 50, underlay: '192.0.2.1', removed: false, endpoints: [ep(1)] };
-  const fresh: HostRecord = { peer: A, incarnation: 2, seq: 1, underlay: '192.0.2.1', removed: false, endpoints: [] };
+  const old: HostRecord = { peer: A, nickname: 'a', incarnation: 1, seq: 50, underlay: '192.0.2.1', removed: false, endpoints: [ep(1)] };
+  const fresh: HostRecord = { peer: A, nickname: 'a', incarnation: 2, seq: 1, underlay: '192.0.2.1', removed: false, endpoints: [] };
   assert.ok(recordNewer(fresh, old));
   assert.ok(!recordNewer(old, fresh));
   const tomb: HostRecord = { ...old, seq: 51, removed: true, endpoints: [] };
@@ -43,8 +43,8 @@ test('a restarted host (new incarnation) wins over its old record even with a lo
 });
 
 test('remove writes a tombstone; the host itself re-asserts when it hears of it', () => {
-  const a = new EndpointsChannel(A, 3);
-  const b = new EndpointsChannel(B, 1);
+  const a = new EndpointsChannel(A, 'a', 3);
+  const b = new EndpointsChannel(B, 'b', 1);
   const ca = capture();
   const cb = capture();
   a.setSender(ca.sender);
@@ -67,7 +67,7 @@ test('merge is commutative, associative and idempotent on random records', () =>
   const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
   const rec = (): EndpointsData => {
     const m = new Map<string, HostRecord>();
-    for (const p of [A, B, '00000000000000cc']) if (rnd(2)) m.set(p, { peer: p, incarnation: rnd(3), seq: rnd(4), underlay: null, removed: rnd(2) === 0, endpoints: [ep(rnd(5) + 1)] });
+    for (const p of [A, B, '00000000000000cc']) if (rnd(2)) m.set(p, { peer: p, nickname: 'x', incarnation: rnd(3), seq: rnd(4), underlay: null, removed: rnd(2) === 0, endpoints: [ep(rnd(5) + 1)] });
     return new EndpointsData(m);
   };
   const key = (d: EndpointsData): string => JSON.stringify([...d.hosts.entries()].sort());
@@ -80,12 +80,12 @@ test('merge is commutative, associative and idempotent on random records', () =>
 });
 
 test('malformed payloads are refused with MeshMalformedError', () => {
-  const good = { p: A, i: 1, s: 1, u: '192.0.2.1', x: false, e: [['weft', '02:00:00:00:00:01', ['10.40.0.1'], 'c1', 'eth0', null]] };
+  const good = { p: A, n: 'a', i: 1, s: 1, u: '192.0.2.1', x: false, e: [['weft', '02:00:00:00:00:01', ['10.40.0.1'], 'c1', 'eth0', null]] };
   const enc = (v: unknown): Uint8Array => Buffer.from(JSON.stringify(v));
   assert.equal(EndpointsData.decode(enc({ v: 1, h: [good] })).hosts.size, 1);
   const bad: unknown[] = [
     'nope', [], { v: 2, h: [] }, { v: 1 }, { v: 1, h: {} }, { v: 1, h: [good], extra: 1 },
-    { v: 1, h: [{ ...good, p: 'zz' }] }, { v: 1, h: [{ ...good, i: -1 }] }, { v: 1, h: [{ ...good, s: 1.5 }] }, { v: 1, h: [{ ...good, u: 'host' }] },
+    { v: 1, h: [{ ...good, p: 'zz' }] }, { v: 1, h: [{ ...good, n: '-bad' }] }, { v: 1, h: [{ ...good, i: -1 }] }, { v: 1, h: [{ ...good, s: 1.5 }] }, { v: 1, h: [{ ...good, u: 'host' }] },
     { v: 1, h: [{ ...good, x: 'no' }] }, { v: 1, h: [{ ...good, e: [['weft', 'XX', [], 'c', 'eth0', null]] }] },
     { v: 1, h: [{ ...good, e: [['weft', '02:00:00:00:00:01', ['10.40.0.999'], 'c', 'eth0', null]] }] },
     { v: 1, h: [{ ...good, e: [['weft', '02:00:00:00:00:01', [], '', 'eth0', null]] }] },
@@ -101,9 +101,9 @@ test('clusterHosts joins topology and records: relayed via, unknown hosts listed
   const C = '00000000000000cc';
   const D = '00000000000000dd';
   const recs: HostRecord[] = [
-    { peer: A, incarnation: 1, seq: 1, underlay: '192.0.2.1', removed: false, endpoints: [ep(1)] },
-    { peer: C, incarnation: 1, seq: 1, underlay: '192.0.2.3', removed: false, endpoints: [ep(3)] },
-    { peer: D, incarnation: 1, seq: 1, underlay: '192.0.2.4', removed: false, endpoints: [] },
+    { peer: A, nickname: 'a', incarnation: 1, seq: 1, underlay: '192.0.2.1', removed: false, endpoints: [ep(1)] },
+    { peer: C, nickname: 'c', incarnation: 1, seq: 1, underlay: '192.0.2.3', removed: false, endpoints: [ep(3)] },
+    { peer: D, nickname: 'd', incarnation: 1, seq: 1, underlay: '192.0.2.4', removed: false, endpoints: [] },
   ];
   const hosts = clusterHosts(A, 'a', {
     peers: [
@@ -115,7 +115,7 @@ test('clusterHosts joins topology and records: relayed via, unknown hosts listed
     ['a', true, true, true, undefined, '192.0.2.1'],
     ['b', false, true, true, undefined, null],
     ['c', false, true, false, B, '192.0.2.3'],
-    ['', false, false, false, undefined, '192.0.2.4'],
+    ['d', false, false, false, undefined, '192.0.2.4'],
   ]);
 });
 

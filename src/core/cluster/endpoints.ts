@@ -13,12 +13,12 @@
  * it back.
  *
  * Payload (UTF-8 JSON, docs/mesh.md "cluster.endpoints"):
- * `{"v":1,"h":[{"p":PEER,"i":INC,"s":SEQ,"u":UNDERLAY|null,"x":REMOVED,"e":[[network,mac,[ip…],containerId,ifname,identity|null]…]}…]}`.
+ * `{"v":1,"h":[{"p":PEER,"n":NICKNAME,"i":INC,"s":SEQ,"u":UNDERLAY|null,"x":REMOVED,"e":[[network,mac,[ip…],containerId,ifname,identity|null]…]}…]}`.
  */
 import { MeshMalformedError } from '../errors.js';
 import { exactKeys, isPlainObject, jsonPayload, parseJsonPayload } from '../mesh/gossip/json-payload.js';
 import type { GossipChannelState, GossipData, GossipSender } from '../mesh/gossip/interfaces.js';
-import { isPeerId, type PeerId } from '../mesh/peer-id.js';
+import { isNickname, isPeerId, type PeerId } from '../mesh/peer-id.js';
 import { tryParseIp } from '../ip/addr.js';
 
 export const ENDPOINTS_CHANNEL = 'cluster.endpoints';
@@ -41,6 +41,8 @@ export interface ClusterEndpoint {
 
 export interface HostRecord {
   readonly peer: PeerId;
+  /** The host's nickname (so `weft rmpeer NAME` and `weft ps --cluster` can name a host the topology has forgotten). */
+  readonly nickname: string;
   readonly incarnation: number;
   readonly seq: number;
   /** The host's underlay (VTEP) address; null when it has none (an observer-only router). */
@@ -65,7 +67,7 @@ export class EndpointsData implements GossipData<EndpointsData> {
     let batch: unknown[] = [];
     let size = 0;
     for (const r of this.hosts.values()) {
-      const item = { p: r.peer, i: r.incarnation, s: r.seq, u: r.underlay, x: r.removed, e: r.endpoints.map((e) => [e.network, e.mac, e.ips, e.containerId, e.ifname, e.identity ?? null]) };
+      const item = { p: r.peer, n: r.nickname, i: r.incarnation, s: r.seq, u: r.underlay, x: r.removed, e: r.endpoints.map((e) => [e.network, e.mac, e.ips, e.containerId, e.ifname, e.identity ?? null]) };
       const s = 96 + r.endpoints.length * 160;
       if (batch.length > 0 && size + s > CHUNK_BYTES) {
         out.push(jsonPayload({ v: ENDPOINTS_WIRE_VERSION, h: batch }));
@@ -112,9 +114,11 @@ function counter(v: unknown, what: string): number {
 
 function decodeRecord(item: unknown): HostRecord {
   if (!isPlainObject(item)) bad('host record is not an object');
-  exactKeys(item, ['p', 'i', 's', 'u', 'x', 'e'], `${ENDPOINTS_CHANNEL} host record`);
+  exactKeys(item, ['p', 'n', 'i', 's', 'u', 'x', 'e'], `${ENDPOINTS_CHANNEL} host record`);
   const peer = item['p'];
   if (!isPeerId(peer)) bad('bad peer id');
+  const nickname = item['n'];
+  if (!isNickname(nickname)) bad(`bad nickname of ${peer}`);
   const underlay = item['u'];
   if (underlay !== null && (typeof underlay !== 'string' || !tryParseIp(underlay))) bad(`bad underlay address of ${peer}`);
   if (typeof item['x'] !== 'boolean') bad(`"x" of ${peer} is not a boolean`);
@@ -122,7 +126,7 @@ function decodeRecord(item: unknown): HostRecord {
   if (!Array.isArray(eps)) bad(`endpoints of ${peer} are not an array`);
   if (eps.length > MAX_ENDPOINTS_PER_HOST) bad(`${peer} announces ${eps.length} endpoints (max ${MAX_ENDPOINTS_PER_HOST})`);
   return {
-    peer, incarnation: counter(item['i'], 'incarnation'), seq: counter(item['s'], 'seq'), underlay: underlay as string | null,
+    peer, nickname, incarnation: counter(item['i'], 'incarnation'), seq: counter(item['s'], 'seq'), underlay: underlay as string | null,
     removed: item['x'], endpoints: eps.map((e) => decodeEndpoint(e, peer)),
   };
 }
@@ -152,7 +156,7 @@ export class EndpointsChannel implements GossipChannelState<EndpointsData> {
   private listeners: (() => void)[] = [];
 
   /** `incarnation` must grow at every start of this router (the daemon persists it). */
-  constructor(private readonly self: PeerId, private readonly incarnation: number) {}
+  constructor(private readonly self: PeerId, private readonly nickname: string, private readonly incarnation: number) {}
 
   setSender(sender: GossipSender<EndpointsData>): void {
     this.sender = sender;
@@ -170,7 +174,7 @@ export class EndpointsChannel implements GossipChannelState<EndpointsData> {
     if (c === this.lastCanonical && mine && !mine.removed) return;
     this.lastCanonical = c;
     this.seq = Math.max(this.seq + 1, mine && mine.incarnation === this.incarnation ? mine.seq + 1 : 0);
-    const r: HostRecord = { peer: this.self, incarnation: this.incarnation, seq: this.seq, underlay, removed: false, endpoints: [...endpoints] };
+    const r: HostRecord = { peer: this.self, nickname: this.nickname, incarnation: this.incarnation, seq: this.seq, underlay, removed: false, endpoints: [...endpoints] };
     this.hosts.set(this.self, r);
     this.changed();
     this.sender?.gossipBroadcast(new EndpointsData(new Map([[this.self, r]])));
@@ -186,6 +190,11 @@ export class EndpointsChannel implements GossipChannelState<EndpointsData> {
     this.changed();
     this.sender?.gossipBroadcast(new EndpointsData(new Map([[peer, r]])));
     return true;
+  }
+
+  /** The live record of the host with this nickname (not this host). */
+  byNickname(nickname: string): HostRecord | undefined {
+    return [...this.hosts.values()].find((r) => !r.removed && r.nickname === nickname && r.peer !== this.self);
   }
 
   /** Live host records, this host's included. */

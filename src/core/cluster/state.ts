@@ -54,7 +54,7 @@ export function clusterHosts(self: PeerId, selfNickname: string, mesh: Pick<Mesh
   }
   for (const r of records) {
     if (seen.has(r.peer)) continue;
-    out.push({ peer: r.peer, nickname: '', underlay: r.underlay, self: false, reachable: false, direct: false, endpoints: r.endpoints });
+    out.push({ peer: r.peer, nickname: r.nickname, underlay: r.underlay, self: false, reachable: false, direct: false, endpoints: r.endpoints });
   }
   return out;
 }
