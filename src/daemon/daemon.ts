@@ -101,6 +101,18 @@ export class Daemon {
     this.metrics = new Metrics({
       subnets: () => this.ipam.listSubnets().map((u) => ({ name: u.subnet.name, bound: u.bound, held: u.held, reserved: u.reserved, capacity: u.capacity })),
       attachments: () => this.attachments.list().length,
+      cluster: () => {
+        if (!this.mesh?.started) return undefined;
+        const m = this.mesh.status();
+        const o = this.overlay?.status();
+        const r = this.ring?.status();
+        return {
+          peersKnown: m.peers.length, peersReachable: m.peers.filter((p) => p.reachable).length, connections: m.connections.filter((c) => c.state === 'established').length,
+          protocolErrors: m.stats.protocolErrors, relayed: o?.routes.filter((x) => x.via !== undefined).length ?? 0, remoteEndpoints: o?.endpoints ?? 0,
+          pathMtuFailures: o?.pathMtu.filter((p) => !p.ok).length ?? 0, ringOwned: Number(r?.ownedSize ?? 0), ringFree: Number(r?.free ?? 0),
+          objectConflicts: this.objects?.status().conflicts.length ?? 0,
+        };
+      },
     });
     if (opts.mesh) {
       this.mesh = new MeshService(this.store, opts.name, opts.ipallocRange, opts.mesh, log);

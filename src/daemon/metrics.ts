@@ -7,6 +7,21 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface MetricsSources {
   subnets(): { name: string; bound: number; held: number; reserved: number; capacity: string }[];
   attachments(): number;
+  /** Absent when the router runs without a mesh. */
+  cluster?: () => ClusterMetrics | undefined;
+}
+
+export interface ClusterMetrics {
+  readonly peersKnown: number;
+  readonly peersReachable: number;
+  readonly connections: number;
+  readonly relayed: number;
+  readonly remoteEndpoints: number;
+  readonly ringOwned: number;
+  readonly ringFree: number;
+  readonly pathMtuFailures: number;
+  readonly protocolErrors: number;
+  readonly objectConflicts: number;
 }
 
 export class Metrics {
@@ -38,6 +53,22 @@ export class Metrics {
         for (const s of sources.subnets()) this.set({ subnet: s.name }, Number(s.capacity));
       },
     });
+    const cluster = sources.cluster;
+    if (cluster) {
+      const gauge = (name: string, help: string, pick: (c: ClusterMetrics) => number): void => {
+        new Gauge({ name, help, registers: [this.registry], collect() { const c = cluster(); if (c) this.set(pick(c)); } });
+      };
+      gauge('weft_mesh_peers', 'Other routers known through the mesh topology', (c) => c.peersKnown);
+      gauge('weft_mesh_peers_reachable', 'Other routers reachable, directly or relayed', (c) => c.peersReachable);
+      gauge('weft_mesh_connections', 'Established control connections', (c) => c.connections);
+      gauge('weft_mesh_protocol_errors', 'Connections closed because a peer broke the protocol (since start)', (c) => c.protocolErrors);
+      gauge('weft_overlay_relayed_peers', 'Peers whose traffic goes through a relay', (c) => c.relayed);
+      gauge('weft_overlay_remote_endpoints', 'Containers of other hosts programmed into the overlay', (c) => c.remoteEndpoints);
+      gauge('weft_overlay_path_mtu_failures', 'Peers towards which full-size packets are lost', (c) => c.pathMtuFailures);
+      gauge('weft_ipam_ring_owned_addresses', 'Addresses of --ipalloc-range this router owns', (c) => c.ringOwned);
+      gauge('weft_ipam_ring_free_addresses', 'Owned addresses not in use', (c) => c.ringFree);
+      gauge('weft_cluster_object_conflicts', 'Replicated subnets/pools/reservations that could not be applied here', (c) => c.objectConflicts);
+    }
     new Gauge({ name: 'weft_attachments', help: 'Container interfaces attached by weft', registers: [this.registry], collect() { this.set(sources.attachments()); } });
   }
 }
