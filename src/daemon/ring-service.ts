@@ -142,6 +142,7 @@ export class RingService {
     const s = this.node.state();
     if (s === 'conflict') return 'the IPAM ring is in conflict with a ring of another genesis; see `weft status ipam`';
     if (s === 'left') return 'this router left the IPAM ring (weft reset); restart it to rejoin';
+    if (s === 'at-risk') return 'this router hears peers that own at most half of the address range (a partition?): allocation is paused so the other side can safely reclaim; see `weft status ipam`';
     return undefined;
   }
 

@@ -41,6 +41,8 @@ export interface RouterOptions {
   readonly extraArgs?: readonly string[];
   /** `--name`; default the host netns name. */
   readonly name?: string;
+  /** Reuse another router's data dir and socket (a restart with other arguments). */
+  readonly stateDir?: string;
 }
 
 export class TestRouter {
@@ -50,7 +52,7 @@ export class TestRouter {
   private logs = '';
 
   constructor(private readonly world: World, readonly host: Netns, private readonly opts: RouterOptions = {}) {
-    const dir = world.tempDir('weft-router');
+    const dir = opts.stateDir ?? world.tempDir('weft-router');
     this.dataDir = join(dir, 'data');
     this.socket = join(dir, 'weft.sock');
   }

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { addContainer, buildCluster, type SimCluster, waitMeshConverged } from '../helpers/cluster.js';
+import { addContainer, buildCluster, FAST_MESH, type SimCluster, waitMeshConverged } from '../helpers/cluster.js';
 import { waitFor, weftJson } from '../helpers/it-kit.js';
+import { TestRouter } from '../helpers/router.js';
+import { dirname } from 'node:path';
 import { World, canCreateNetns } from '../helpers/world.js';
 
 const skip = canCreateNetns() ? false : 'needs root on Linux (creates network namespaces)';
@@ -63,4 +65,17 @@ test('weft connect and forget manage targets, remembered for --resume', { skip, 
   assert.deepEqual(f, [{ address: `${h2.ip}:6783`, wasTarget: true }]);
   targets = await weftJson<{ address: string; kind: string }[]>(h3.router, 'status', 'targets');
   assert.ok(!targets.some((t) => t.address === `${h2.ip}:6783` && t.kind === 'explicit'));
+});
+
+test('--resume redials the targets remembered from the last run (launch peers and weft connect)', { skip, timeout: 60_000 }, async () => {
+  const [h1, h2, h3] = cl.hosts as [typeof cl.hosts[0], typeof cl.hosts[0], typeof cl.hosts[0]];
+  await weftJson(h3.router, 'connect', h2.ip);
+  await h3.router.stop();
+  // Restart h3 without any PEER argument and without discovery: only the remembered targets can bring its peers back.
+  const again = new TestRouter(world, h3.ns, { ipallocRange: '10.41.0.0/16', name: 'h3', stateDir: dirname(h3.router.dataDir), extraArgs: ['--advertise-addr', h3.ip, ...FAST_MESH, '--no-discovery', '--resume'] });
+  h3.router = again;
+  await again.start();
+  const targets = await weftJson<{ address: string; kind: string }[]>(again, 'status', 'targets');
+  assert.deepEqual(targets.filter((t) => t.kind === 'explicit').map((t) => t.address).sort(), [`${h1.ip}:6783`, `${h2.ip}:6783`]);
+  await waitMeshConverged(cl.hosts);
 });
