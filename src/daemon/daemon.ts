@@ -31,18 +31,22 @@ import { ObjectsSync } from './objects-sync.js';
 import { OverlayService } from './overlay-service.js';
 import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
 import type { OverlayNetworkInput } from '../core/dataplane/overlay-types.js';
-import { parseIp } from '../core/ip/addr.js';
+import { parseIp, tryParseIp } from '../core/ip/addr.js';
+import { containerMtuFor } from '../core/dataplane/overlay-plan.js';
 import { chooseUnderlay, type Underlay } from '../core/cluster/underlay.js';
 import { readUnderlayLinks } from '../adapters/kernel/underlay-links.js';
 
 export const DEFAULT_SUBNET = 'default';
+/** Container MTU when there is no underlay to derive it from: a 1500-byte network minus VXLAN. */
+export const DEFAULT_CONTAINER_MTU = 1450;
 
 export interface DaemonOptions {
   readonly dataDir: string;
   readonly socket: string;
   readonly name: string;
   readonly ipallocRange: string;
-  readonly mtu: number;
+  /** Container MTU; absent: the underlay's MTU minus the VXLAN overhead (1450 without an underlay). */
+  readonly mtu?: number;
   readonly logger: Logger;
   readonly now?: () => Date;
   /** Period of the background reconcile; 0 disables it. */
@@ -88,7 +92,8 @@ export class Daemon {
   private readonly cni: CniService;
   private readonly now: () => Date;
 
-  private constructor(private readonly opts: DaemonOptions, private readonly unlock: () => void) {
+  private constructor(private readonly opts: DaemonOptions & { readonly mtu: number }, private readonly unlock: () => void, underlay: Underlay | undefined) {
+    this.underlay = underlay;
     this.now = opts.now ?? (() => new Date());
     this.startedAt = this.now();
     const log = opts.logger;
@@ -152,7 +157,10 @@ export class Daemon {
     const unlock = acquireDataDirLock(opts.dataDir);
     let d: Daemon | undefined;
     try {
-      d = new Daemon(opts, unlock);
+      // The underlay is found first: the container MTU derives from it.
+      const underlay = opts.mesh ? chooseUnderlay(await readUnderlayLinks(), opts.mesh.advertiseAddr) : undefined;
+      const mtu = opts.mtu ?? (underlay ? containerMtuFor(underlay.mtu, tryParseIp(underlay.ip)?.family ?? 4) : DEFAULT_CONTAINER_MTU);
+      d = new Daemon({ ...opts, mtu }, unlock, underlay);
       await d.boot();
       return d;
     } catch (e) {
@@ -178,7 +186,6 @@ export class Daemon {
     this.lastReconcile = await this.reconciler.run({ startup: true });
     this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
     if (this.mesh && this.opts.mesh) {
-      this.underlay = chooseUnderlay(await readUnderlayLinks(), this.opts.mesh.advertiseAddr);
       if (!this.underlay) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
       await this.mesh.start();
       this.ring?.start();

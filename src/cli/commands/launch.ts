@@ -14,7 +14,6 @@ import { UsageError } from '../output.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/weft';
 export const DEFAULT_RANGE = '10.32.0.0/12';
-export const DEFAULT_MTU = 1450;
 /**
  * Node flags for the router process. V8's default young generation (16 MiB
  * semi-spaces) is mostly slack for a daemon whose garbage is small and
@@ -47,7 +46,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
     .option('--socket <path>', 'API socket, mode 0600', { default: DEFAULT_SOCKET })
     .option('--name <name>', 'this router\'s nickname (default: host name)')
     .option('--ipalloc-range <cidr>', 'prefix of the default subnet', { default: DEFAULT_RANGE })
-    .option('--mtu <n>', 'container MTU (leaves 50 bytes for VXLAN on a 1500-byte underlay)', { default: DEFAULT_MTU })
+    .option('--mtu <n>', 'container MTU (default: the underlay interface\'s MTU minus 50 for VXLAN, 70 on an IPv6 underlay; 1450 without one)')
     .option('--port <n>', 'TCP port for connections from other routers', { default: DEFAULT_MESH_PORT })
     .option('--advertise-addr <ip>', 'this host\'s address on the network between hosts (VXLAN endpoint; default: first global address)')
     .option('--ipalloc-init <mode>', 'how the cluster first splits --ipalloc-range: seed=NAME,NAME,... (deterministic), consensus[=N] (quorum of N; default N = 1 + number of PEERs), observer (owns nothing until it asks)')
@@ -67,8 +66,8 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       const socket = String(opts.socket);
       const range = String(opts.ipallocRange);
       if (!tryParseCidr(range, true)) throw new UsageError(`--ipalloc-range "${range}" is not a prefix like 10.32.0.0/12`);
-      const mtu = optInt(opts.mtu, '--mtu')!;
-      if (mtu < 576 || mtu > 65535) throw new UsageError('--mtu must be between 576 and 65535');
+      const mtu = optInt(opts.mtu, '--mtu');
+      if (mtu !== undefined && (mtu < 576 || mtu > 65535)) throw new UsageError('--mtu must be between 576 and 65535');
       const level = String(opts.logLevel);
       if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError('--log-level must be debug, info, warn or error');
       const interval = optInt(opts.reconcileInterval, '--reconcile-interval')!;
@@ -100,7 +99,7 @@ export function registerLaunch(cli: CAC, ctx: Ctx): void {
       const { jsonLogger } = await import('../../daemon/logger.js');
       const { Daemon } = await import('../../daemon/daemon.js');
       const logger = jsonLogger({ level: level as 'info' });
-      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, mtu, logger, reconcileIntervalMs: interval * 1000, mesh, ...(optString(opts.metricsAddr) ? { metricsAddr: optString(opts.metricsAddr)! } : {}) });
+      const daemon = await Daemon.start({ dataDir, socket, name: optString(opts.name) ?? hostname(), ipallocRange: range, ...(mtu !== undefined ? { mtu } : {}), logger, reconcileIntervalMs: interval * 1000, mesh, ...(optString(opts.metricsAddr) ? { metricsAddr: optString(opts.metricsAddr)! } : {}) });
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => { logger.info('signal received, stopping', { signal: sig }); void daemon.stop().then(resolve); };
         process.once('SIGTERM', () => stop('SIGTERM'));
