@@ -84,3 +84,42 @@ export function assertIfname(name: string, what: string): void {
     });
   }
 }
+
+// ---- overlay (VXLAN) devices: docs/overlay.md ----
+
+/** Every VXLAN device weft creates for a network other than `weft` starts with this (data device). */
+export const VXLAN_PREFIX = 'wx';
+/** Relay VXLAN devices (the second VNI of a network, docs/overlay.md "Relay") start with this. */
+export const VXLAN_RELAY_PREFIX = 'wr';
+/** Link alias that marks a VXLAN device as weft's: `weft-vxlan:<role>:<network>`. */
+export const VXLAN_ALIAS_PREFIX = 'weft-vxlan:';
+
+export type VxlanRole = 'data' | 'relay';
+
+/** `weft-vx` for the default network, else `wx` + 12 hex chars of sha256(network). */
+export function vxlanNameFor(network: string): string {
+  if (network === DEFAULT_NETWORK) return `${DEFAULT_NETWORK}-vx`;
+  return VXLAN_PREFIX + hexHash(`vxlan/${network}`, 12);
+}
+
+/** `weft-vxr` for the default network, else `wr` + 12 hex chars of sha256(network). */
+export function vxlanRelayNameFor(network: string): string {
+  if (network === DEFAULT_NETWORK) return `${DEFAULT_NETWORK}-vxr`;
+  return VXLAN_RELAY_PREFIX + hexHash(`vxlan-relay/${network}`, 12);
+}
+
+export function vxlanAlias(network: string, role: VxlanRole): string {
+  return `${VXLAN_ALIAS_PREFIX}${role}:${network}`;
+}
+
+/** The network and role named by a `weft-vxlan:<role>:<network>` alias, or undefined when the alias is not one. */
+export function parseVxlanAlias(alias: string | undefined): { network: string; role: VxlanRole } | undefined {
+  if (alias === undefined || !alias.startsWith(VXLAN_ALIAS_PREFIX)) return undefined;
+  const rest = alias.slice(VXLAN_ALIAS_PREFIX.length);
+  const i = rest.indexOf(':');
+  if (i < 0) return undefined;
+  const role = rest.slice(0, i);
+  const network = rest.slice(i + 1);
+  if ((role !== 'data' && role !== 'relay') || network === '') return undefined;
+  return { network, role };
+}
