@@ -5,6 +5,7 @@
  * replicates across hosts plugs in here through `registerChannel`.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { TcpTransport } from '../adapters/mesh/tcp-transport.js';
 import type { Store } from '../adapters/store/store.js';
 import { InvalidConfigError } from '../core/errors.js';
@@ -43,6 +44,18 @@ export interface MeshOptions {
 interface StoredIdentity {
   readonly peer: PeerId;
   readonly incarnation: number;
+}
+
+/**
+ * The mesh's clock: milliseconds that look like the wall clock (statuses show
+ * them as "N s ago") but advance monotonically. Heartbeats, dead timers and
+ * redial schedules compare values of this clock only, so a wall-clock step
+ * (NTP, `date`) neither declares every peer dead (forward) nor parks the
+ * router's timers until the wall clock catches up again (backward).
+ */
+export function meshClock(): () => number {
+  const base = Date.now() - performance.now();
+  return () => base + performance.now();
 }
 
 const IDENTITY_KEY = 'mesh.identity';
@@ -95,6 +108,7 @@ export class MeshService {
     const transport = new TcpTransport({
       host: this.opts.bindAddr ?? '0.0.0.0',
       port: this.opts.port,
+      clock: meshClock(),
       log: (level, m) => mlog[level](m),
       makeRouter: (host) => {
         const r = new Router({

@@ -7,17 +7,33 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Store } from '../adapters/store/store.js';
-import { AddressElsewhereError, ConflictError, ShareExhaustedError } from '../core/errors.js';
+import { AddressElsewhereError, ConflictError, NotAvailableError, ShareExhaustedError } from '../core/errors.js';
 import { parseIp } from '../core/ip/addr.js';
-import { type Cidr, formatCidr } from '../core/ip/cidr.js';
+import { type Cidr, cidrSize, formatCidr } from '../core/ip/cidr.js';
 import { type Interval, formatInterval, intervalsContain } from '../core/ip/ranges.js';
 import { CONSENSUS_CHANNEL, nicknameCandidates, RING_CHANNEL, RingNode, type RingNodeEvent, type RingNodeStatus, type RequestResult } from '../core/ipam-ring/index.js';
 import { parseIpallocInit } from '../core/ring/init.js';
+import { defaultBlockSize } from '../core/ring/space.js';
 import type { Logger } from './logger.js';
 import type { MeshService } from './mesh-service.js';
 
 const RING_KEY = 'ipam.ring';
 const WAIT_MS = 15_000;
+
+/**
+ * The donation block for a range: the default (64 addresses) or, in a range
+ * too small for it, the largest power of two ≤ 1/16 of the range. A donor
+ * keeps at least one block free for itself, so with 64-address blocks a
+ * small range (a /24 split between founders) could never donate at all and
+ * a router that owns nothing (a late consensus participant, a joiner) could
+ * never allocate.
+ */
+export function blockSizeFor(range: Cidr): bigint {
+  const def = defaultBlockSize(range.family);
+  let b = 1n;
+  while (b * 2n <= cidrSize(range) / 16n && b * 2n <= def) b *= 2n;
+  return b;
+}
 
 export interface RingServiceOptions {
   readonly range: Cidr;
@@ -68,6 +84,7 @@ export class RingService {
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.leaseTimeoutMs !== undefined ? { leaseTimeoutMs: opts.leaseTimeoutMs } : {}),
       ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+      blockSize: blockSizeFor(opts.range),
       meshPeerOf: (ringId) => {
         for (const nick of nicknameCandidates(ringId)) {
           const p = mesh.peerByNickname(nick);
@@ -154,9 +171,9 @@ export class RingService {
     });
   }
 
-  private async request(make: () => RequestResult, satisfied?: () => boolean): Promise<{ ok: boolean; why: string }> {
-    const deadline = Date.now() + WAIT_MS;
-    while (!this.stopped && Date.now() < deadline) {
+  private async request(make: () => RequestResult, satisfied?: () => boolean): Promise<{ ok: boolean; why: string; refusedBy?: string }> {
+    const deadline = performance.now() + WAIT_MS;
+    while (!this.stopped && performance.now() < deadline) {
       // A ring that formed while we waited (consensus) may already have given us what we need.
       if (satisfied?.()) return { ok: true, why: 'ring formed' };
       const r = this.mesh.control(make);
@@ -169,7 +186,7 @@ export class RingService {
         this.waiters.set(r.id, (e) => { clearTimeout(t); this.waiters.delete(r.id); resolve(e); });
       });
       if (reply?.outcome === 'granted' || reply?.outcome === 'acked') return { ok: true, why: reply.outcome };
-      return { ok: false, why: reply ? `${reply.peer} ${reply.outcome}${reply.reason ? ` (${reply.reason})` : ''}` : 'no answer' };
+      return { ok: false, why: reply ? `${reply.peer} ${reply.outcome}${reply.reason ? ` (${reply.reason})` : ''}` : 'no answer', ...(reply?.outcome === 'refused' ? { refusedBy: reply.peer } : {}) };
     }
     return { ok: false, why: this.stopped ? 'router stopping' : `the IPAM ring is ${this.node.state()}` };
   }
@@ -180,16 +197,21 @@ export class RingService {
    * or claiming the address from its owner). True when a retry may succeed.
    */
   async resolve(e: unknown): Promise<boolean> {
+    const state = this.node.state();
+    if ((state === 'left' || state === 'conflict') && (e instanceof ShareExhaustedError || e instanceof AddressElsewhereError)) {
+      // Waiting cannot help: only an operator (restart, or accepting the other ring) can.
+      throw new NotAvailableError(this.problem()!);
+    }
     if (e instanceof ShareExhaustedError) {
       const had = this.node.ownedRanges().length;
       if (had === 0) {
         // No share yet: the ring may still be forming (consensus, or an observer's first ask).
-        const r = await this.request(() => this.node.askForSpace(), () => this.node.ownedRanges().length > 0);
+        const r = await this.askSpace(() => this.node.ownedRanges().length > 0);
         if (this.node.ownedRanges().length > 0) return true;
         this.log.warn('no address space could be obtained', { why: r.why });
         return false;
       }
-      const r = await this.request(() => this.node.askForSpace());
+      const r = await this.askSpace();
       if (!r.ok) this.log.warn('asking peers for address space failed', { why: r.why });
       return r.ok;
     }
@@ -199,6 +221,18 @@ export class RingService {
       return r.ok;
     }
     return false;
+  }
+
+  /** Asks donors for a block, one after the other while they refuse (each is asked once). */
+  private async askSpace(satisfied?: () => boolean): Promise<{ ok: boolean; why: string }> {
+    const refused = new Set<string>();
+    const why: string[] = [];
+    for (;;) {
+      const r = await this.request(() => this.node.askForSpace({ exclude: refused }), satisfied);
+      why.push(r.why);
+      if (r.ok || r.refusedBy === undefined || refused.has(r.refusedBy)) return { ok: r.ok, why: why.join('; ') };
+      refused.add(r.refusedBy);
+    }
   }
 
   rmpeer(name: string, force: boolean): { removed: string; gained: string[] } {
