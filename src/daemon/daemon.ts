@@ -186,7 +186,7 @@ export class Daemon {
     this.lastReconcile = await this.reconciler.run({ startup: true });
     this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
     if (this.mesh && this.opts.mesh) {
-      if (!this.underlay) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
+      if (!this.underlay && this.opts.mesh.peers.length > 0) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
       await this.mesh.start();
       this.ring?.start();
       this.objects?.start(30_000);

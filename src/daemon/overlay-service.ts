@@ -58,7 +58,11 @@ export class OverlayService {
     if (!f.vxlan) this.disabled = `this kernel cannot create VXLAN devices (${f.reasons.vxlan ?? 'unknown reason'}): containers on other hosts are unreachable`;
     else if (!this.underlay()) this.disabled = 'no underlay address: pass --advertise-addr';
     if (!f.bridgeNft) this.log.warn('nftables bridge filtering is unavailable: traffic to peers reachable only through a relay is not carried', { reason: f.reasons.bridgeNft });
-    if (this.disabled) { this.log.warn('cross-host overlay disabled', { reason: this.disabled }); return; }
+    if (this.disabled) {
+      // A router with no underlay serves its own host only; that is a choice, not a fault.
+      if (f.vxlan) this.log.info('cross-host overlay off', { reason: this.disabled }); else this.log.warn('cross-host overlay disabled', { reason: this.disabled });
+      return;
+    }
     this.schedule(0);
     if (this.opts.repairMs > 0) {
       this.repairTimer = setInterval(() => this.schedule(0), this.opts.repairMs);
@@ -163,7 +167,7 @@ export class OverlayService {
   /** Warnings for `weft status`. */
   warnings(): string[] {
     const out: string[] = [];
-    if (this.disabled) out.push(`cross-host overlay disabled: ${this.disabled}`);
+    if (this.disabled && this.underlay()) out.push(`cross-host overlay disabled: ${this.disabled}`);
     for (const r of this.pathMtu) if (!r.ok) out.push(`path MTU black hole towards peer ${r.peer} (${r.address}): ${r.size}-byte packets with DF do not arrive; lower --mtu or fix the underlay${r.error ? ` (${r.error})` : ''}`);
     if (this.last && !this.last.ok) out.push(`last overlay sync failed: ${this.last.error ?? 'unknown error'}`);
     return out;
