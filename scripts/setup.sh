@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(iproute2 nftables iputils-ping util-linux curl)
+# node-gyp builds weft's setns addon (native/netns) with these.
+want+=(make g++ python3)
 if [ "${1-}" = "--test" ]; then
   mapfile -t extra < <(grep -vE '^\s*(#|$)' .ci/packages.txt)
   want+=("${extra[@]}")
@@ -35,4 +37,26 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   fi
   rm -f "$err"
 fi
+
+# weft's setns addon (native/netns/netns.c): with it the router programs veths
+# in process over rtnetlink; without it, by spawning ip(8) (slower; `weft status`
+# warns). N-API, so one build serves every Node version. Node's headers come
+# from /usr/include/node when they are there, so nothing is downloaded.
+addon=native/netns/build/Release/weft_netns.node
+if [ ! -f "$addon" ] || [ native/netns/netns.c -nt "$addon" ] || [ native/netns/binding.gyp -nt "$addon" ]; then
+  gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+  nodedir=()
+  [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)
+  log=$(mktemp)
+  if [ -f "$gyp" ] && (cd native/netns && node "$gyp" rebuild "${nodedir[@]}" --loglevel=error) >"$log" 2>&1; then
+    echo "setup: built $addon"
+  else
+    echo "setup: could not build $addon (the router will spawn ip(8) instead):" >&2
+    tail -n 20 "$log" >&2
+    # The test suite requires the in-process path (test/integration/netlink-path.test.ts).
+    [ "${1-}" = "--test" ] && { rm -f "$log"; exit 1; }
+  fi
+  rm -f "$log"
+fi
+
 npm run --silent build

@@ -87,7 +87,7 @@ function mergeDns(layers: readonly CniDns[]): CniDns {
 
 export class Attachments {
   private readonly lock = new KeyedMutex();
-  private readonly listeners: (() => void)[] = [];
+  private readonly listeners: ((a: Attachment, removed: boolean) => void)[] = [];
 
   constructor(
     private readonly store: Store,
@@ -108,13 +108,13 @@ export class Attachments {
   }
 
   /** Called after an attachment became ready or was removed (the cluster announces its endpoints then). */
-  onChange(fn: () => void): void {
+  onChange(fn: (a: Attachment, removed: boolean) => void): void {
     this.listeners.push(fn);
   }
 
-  private changed(): void {
+  private changed(a: Attachment, removed: boolean): void {
     for (const fn of this.listeners) {
-      try { fn(); } catch (e) { this.log.warn('attachment change listener failed', { err: (e as Error).message }); }
+      try { fn(a, removed); } catch (e) { this.log.warn('attachment change listener failed', { err: (e as Error).message }); }
     }
   }
 
@@ -236,8 +236,9 @@ export class Attachments {
         outcome = { kind: 'main', result: { interfaces: [{ name: req.ifname, mac: res.containerMac, mtu: att.mtu!, sandbox: req.netns! }], ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}), interface: 0 })), routes, dns } };
       }
       const mac = outcome.kind === 'main' ? outcome.result.interfaces.find((i) => i.sandbox)?.mac : undefined;
-      this.store.write((tx) => tx.putAttachment({ ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> }));
-      this.changed();
+      const ready: Attachment = { ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> };
+      this.store.write((tx) => tx.putAttachment(ready));
+      this.changed(ready, false);
       // The NAT table changes only when a subnet starts being masqueraded or a port is published.
       const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
       masqCounted = att.ipMasq;
@@ -268,7 +269,7 @@ export class Attachments {
       tx.deleteAttachment(att.containerId, att.ifname);
       for (const b of bound) this.host.unbindSubnet(tx, b);
     });
-    this.changed();
+    this.changed(att, true);
     // The bridge this ADD created, or the gateway it added to an existing one, goes too.
     if (kernelTouched && att.bridge) {
       await this.host.settleBridge(att.bridge).catch((e: unknown) => this.log.error('rollback of the bridge failed', { bridge: att.bridge, err: toWeftError(e).message }));
@@ -320,7 +321,7 @@ export class Attachments {
       tx.deleteAttachment(att.containerId, att.ifname);
       return { released, held };
     });
-    if (att.state === 'ready') this.changed();
+    if (att.state === 'ready') this.changed(att, true);
     const cidrs = this.store.read((tx) => att.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c));
     const masqChanged = att.ipMasq && att.state === 'ready' && this.host.masqueradeChanged(cidrs, -1);
     if (masqChanged || att.portMappings.length || this.host.natFailed) await this.host.syncNat();

@@ -23,8 +23,11 @@ export class ClusterService implements ClusterState {
   readonly self: PeerId;
   readonly endpoints: EndpointsChannel;
   private readonly listeners: (() => void)[] = [];
+  /** This host's endpoints by container/ifname, kept in step with attachment changes (no full scan per ADD). */
+  private local?: Map<string, ClusterEndpoint>;
+  private localDirty = true;
 
-  constructor(private readonly mesh: MeshService, private readonly underlay: () => string | null, private readonly local: () => Attachment[], private readonly log: Logger) {
+  constructor(private readonly mesh: MeshService, private readonly underlay: () => string | null, private readonly attachments: () => Attachment[], private readonly log: Logger) {
     this.self = mesh.peer;
     this.endpoints = new EndpointsChannel(mesh.peer, mesh.nickname, mesh.incarnation);
     mesh.registerChannel(ENDPOINTS_CHANNEL, this.endpoints);
@@ -43,14 +46,27 @@ export class ClusterService implements ClusterState {
     this.mesh.control(() => this.endpoints.publish(underlay, endpoints));
   }
 
-  /** Re-announces this host's endpoints from the attachment records (a no-op when unchanged). */
+  /** An attachment became ready or went away. */
+  attachmentChanged(a: Attachment, removed: boolean): void {
+    if (!this.local) return;
+    const key = `${a.containerId}/${a.ifname}`;
+    const e = removed ? undefined : endpointOf(a);
+    if (e) this.local.set(key, e); else if (!this.local.delete(key)) return;
+    this.localDirty = true;
+  }
+
+  /** Announces this host's endpoints when they changed since the last announcement. */
   publishLocal(): void {
-    const eps: ClusterEndpoint[] = [];
-    for (const a of this.local()) {
-      const e = endpointOf(a);
-      if (e) eps.push(e);
+    if (!this.local) {
+      this.local = new Map();
+      for (const a of this.attachments()) {
+        const e = endpointOf(a);
+        if (e) this.local.set(`${a.containerId}/${a.ifname}`, e);
+      }
     }
-    this.publishEndpoints(this.underlay(), eps);
+    if (!this.localDirty) return;
+    this.localDirty = false;
+    this.publishEndpoints(this.underlay(), [...this.local.values()]);
   }
 
   /** Drops the record of a host that is gone for good (rmpeer, lease reclaim); false when there is none. */

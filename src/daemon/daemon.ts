@@ -122,7 +122,7 @@ export class Daemon {
     if (opts.mesh) {
       this.mesh = new MeshService(this.store, opts.name, opts.ipallocRange, opts.mesh, log);
       this.cluster = new ClusterService(this.mesh, () => this.underlay?.ip ?? null, () => this.attachments.list(), log.child({ component: 'cluster' }));
-      this.attachments.onChange(() => this.schedulePublish());
+      this.attachments.onChange((a, removed) => { this.cluster?.attachmentChanged(a, removed); this.schedulePublish(); });
       const range = parseCidr(opts.ipallocRange);
       this.ring = new RingService(this.store, this.mesh, {
         // Only this host's allocations: reservations are cluster-wide intents that move with the space

@@ -6,6 +6,13 @@
  * outside it). Container-side commands always run through
  * `nsenter --net=<CNI_NETNS>`.
  *
+ * Veths (attach, the reads of detach, CHECK's inspection, hostLink) are
+ * programmed in process over rtnetlink when weft's setns addon and the
+ * `netlink` package load (netlink-attach.ts), else through ip(8) as above;
+ * which one is chosen is logged once and shown by `weft status`. Deleting a
+ * veth always runs in an ip(8) child: the kernel's ~20 ms RCU wait would
+ * otherwise block the router's event loop.
+ *
  * Planning (what to change) lives in src/core/dataplane and is pure; this
  * class reads state, asks the planners, runs the batches and undoes a
  * half-done attach.
@@ -27,9 +34,14 @@ import type {
   MacvlanAttachSpec,
   NatSpec,
   VethAttachSpec,
+  VethProgramming,
 } from '../../core/dataplane/types.js';
 import { ConflictError, InterfaceExistsError, InternalError, InvalidConfigError, InvalidEnvError, NotFoundError } from '../../core/errors.js';
 import { IpCommandError, IpRunner, isAlreadyExists, isNetnsUnusable, isNoSuchDevice } from './ip-runner.js';
+import { NetlinkVeth, type VethAttached, type VethOps } from './netlink-attach.js';
+import { chooseVethProgramming } from './netlink-select.js';
+import { isNetlinkErrno, isNetlinkNetnsUnusable, loadNetlinkPackage } from './netlink-socket.js';
+import { NetnsSwitcher, loadNetnsAddon } from './netns-addon.js';
 import { isNetns } from './netns.js';
 import { NftRunner } from './nft.js';
 import { probeKernel } from './probe.js';
@@ -55,6 +67,25 @@ export interface KernelDataPlaneOptions {
   readonly hostNetns?: string;
   /** Per-command timeout; default 30 s. */
   readonly timeoutMs?: number;
+  /**
+   * false: program veths with ip(8) even when in-process netlink is
+   * available. Default: netlink when the addon and the package load (and
+   * WEFT_NETLINK is not 0/off), ip(8) otherwise.
+   */
+  readonly netlink?: boolean;
+}
+
+/** The link is gone (ip: "Cannot find device"; netlink: ENODEV). */
+function isGone(e: unknown): boolean {
+  return isNoSuchDevice(e) || isNetlinkErrno(e, 'ENODEV');
+}
+
+function isExists(e: unknown): boolean {
+  return isAlreadyExists(e) || isNetlinkErrno(e, 'EEXIST');
+}
+
+function isNetnsGone(e: unknown): boolean {
+  return isNetnsUnusable(e) || isNetlinkNetnsUnusable(e);
 }
 
 /** A locally administered unicast MAC (bit 1 of the first octet set, bit 0 clear). */
@@ -95,6 +126,9 @@ export class KernelDataPlane implements DataPlane {
   private readonly serial = new KeyedSerializer();
   /** Text of the ruleset last applied successfully; undefined = unknown (apply next time). */
   private lastNat: string | undefined;
+  private readonly programming: VethProgramming;
+  /** How veths are programmed: in-process netlink, or the ip(8) methods below. */
+  private readonly veth: VethOps;
 
   constructor(log: DataPlaneLogger, opts: KernelDataPlaneOptions = {}) {
     this.log = log;
@@ -107,6 +141,26 @@ export class KernelDataPlane implements DataPlane {
     const base = { ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) };
     this.host = new IpRunner({ ...base, ...(this.hostNetns !== undefined ? { netns: this.hostNetns } : {}) });
     this.nft = new NftRunner({ ...base, ...(this.hostNetns !== undefined ? { netns: this.hostNetns } : {}) });
+    this.programming = chooseVethProgramming({
+      ...(opts.netlink !== undefined ? { option: opts.netlink } : {}),
+      ...(process.env.WEFT_NETLINK !== undefined ? { env: process.env.WEFT_NETLINK } : {}),
+      platform: process.platform,
+      addon: loadNetnsAddon,
+      netlink: loadNetlinkPackage,
+    });
+    const addon = this.programming.mode === 'netlink' ? loadNetnsAddon() : undefined;
+    const pkg = this.programming.mode === 'netlink' ? loadNetlinkPackage() : undefined;
+    if (addon?.ok && pkg?.ok) {
+      this.veth = new NetlinkVeth(pkg.value, new NetnsSwitcher(addon.value), this.hostNetns, opts.timeoutMs ?? 30_000);
+      this.log.info('veths are programmed in process over rtnetlink');
+    } else {
+      this.veth = this.ipVeth;
+      this.log.warn('veths are programmed by spawning ip(8): in-process netlink is unavailable', { reason: this.programming.reason });
+    }
+  }
+
+  vethProgramming(): VethProgramming {
+    return this.programming;
   }
 
   private inContainer(netns: string): IpRunner {
@@ -201,9 +255,8 @@ export class KernelDataPlane implements DataPlane {
 
   // ---- links ----
 
-  async hostLink(name: string): Promise<HostLinkState | undefined> {
-    const l = await this.readLink(this.host, name);
-    return l ? toHostLinkState(l) : undefined;
+  hostLink(name: string): Promise<HostLinkState | undefined> {
+    return this.veth.readLink(undefined, name);
   }
 
   async listHostLinks(): Promise<HostLinkState[]> {
@@ -242,62 +295,96 @@ export class KernelDataPlane implements DataPlane {
 
   // ---- veth ----
 
+  /** The ip(8) way: one `ip -batch` per side (nsenter for the container's). */
+  private readonly ipVeth: VethOps = {
+    mode: 'ip',
+    attach: async (spec, state) => {
+      const t0 = performance.now();
+      const plan = planVethAttach(spec);
+      state.created = true;
+      let hostDocs: unknown[];
+      try {
+        hostDocs = await this.host.batch([...plan.host, `link show dev ${spec.hostIfname}`, `link show dev ${spec.bridge}`], { json: true });
+      } catch (e) {
+        // `link add` is one netlink request: when it fails, nothing was created.
+        if (e instanceof IpCommandError && e.failedLine === plan.host[0]) state.created = false;
+        // ip reports a missing master as an argument error ("argument "X" is wrong: Device does not exist")
+        // and exits without naming the batch line, so match on the bridge name.
+        if (isNoSuchDevice(e) && (e as IpCommandError).stderr.includes(`"${spec.bridge}"`)) {
+          throw new NotFoundError(`bridge "${spec.bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', cause: e });
+        }
+        throw e;
+      }
+      const hostMs = ms(t0);
+      const t1 = performance.now();
+      const contDocs = await this.inContainer(spec.netns).batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
+      return {
+        hostMac: firstLink(hostDocs[hostDocs.length - 2]).mac,
+        bridgeMac: firstLink(hostDocs[hostDocs.length - 1]).mac,
+        containerMac: firstLink(contDocs[contDocs.length - 1]).mac,
+        timings: { hostMs, containerMs: ms(t1) },
+      };
+    },
+    readLink: async (netns, name) => {
+      const l = await this.readLink(netns === undefined ? this.host : this.inContainer(netns), name);
+      return l ? toHostLinkState(l) : undefined;
+    },
+    inspect: async (netns, ifname) => {
+      try {
+        const docs = await this.inContainer(netns).batch(
+          [`addr show dev ${ifname}`, `route show table all dev ${ifname} root 0.0.0.0/0`, `route show table all dev ${ifname} root ::/0`],
+          { json: true, details: true },
+        );
+        const link = jsonArray(docs[0])[0];
+        if (!link) return undefined;
+        return containerIfaceState(link, docs[1] ?? [], docs[2] ?? []);
+      } catch (e) {
+        if (isNoSuchDevice(e) || isNetnsUnusable(e)) return undefined;
+        throw e;
+      }
+    },
+  };
+
   async attachVeth(spec: VethAttachSpec): Promise<AttachResult> {
     const t0 = performance.now();
     this.assertNetns(spec.netns);
-    const plan = planVethAttach(spec);
-    const cont = this.inContainer(spec.netns);
-    const hostLines = [...plan.host, `link show dev ${spec.hostIfname}`, `link show dev ${spec.bridge}`];
-    // Happy path = two processes. Whether CNI_IFNAME is taken is not read
-    // up front: `link add` fails with EEXIST when either name is taken, and
-    // only then do we look which one it was.
-    let created = true;
+    // Validates the whole spec before anything exists (both ways use the same checks).
+    planVethAttach(spec);
+    const v = this.veth;
+    // Whether CNI_IFNAME is taken is not read up front: creating the pair
+    // fails with EEXIST when either name is taken, and only then do we look
+    // which one it was.
+    const state = { created: false };
     try {
-      let hostDocs: unknown[];
+      let r: VethAttached;
       try {
-        hostDocs = await this.host.batch(hostLines, { json: true });
+        r = await v.attach(spec, state);
       } catch (e) {
-        // `link add` is one netlink request: when it fails, nothing was created.
-        if (e instanceof IpCommandError && e.failedLine === plan.host[0]) created = false;
-        if (created || !isAlreadyExists(e)) throw e;
-        await this.resolveNameClash(spec, cont, e);
-        created = true;
-        hostDocs = await this.host.batch(hostLines, { json: true });
+        if (state.created || !isExists(e)) throw e;
+        await this.resolveNameClash(spec, e);
+        r = await v.attach(spec, state);
       }
-      const tHost = ms(t0);
-      const t1 = performance.now();
-      const contDocs = await cont.batch([...plan.container, `link show dev ${spec.ifname}`], { json: true });
-      const result: AttachResult = {
-        containerMac: firstLink(contDocs[contDocs.length - 1]).mac,
-        hostMac: firstLink(hostDocs[hostDocs.length - 2]).mac,
-        bridgeMac: firstLink(hostDocs[hostDocs.length - 1]).mac,
-      };
-      this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, ms: ms(t0), hostMs: tHost, containerMs: ms(t1) });
-      return result;
+      this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, via: v.mode, ms: ms(t0), ...r.timings });
+      return { containerMac: r.containerMac, hostMac: r.hostMac, bridgeMac: r.bridgeMac };
     } catch (e) {
-      if (created) await this.rollbackHostEnd(spec.hostIfname, e);
-      // ip reports a missing master as an argument error ("argument "X" is wrong: Device does not exist")
-      // and exits without naming the batch line, so match on the bridge name.
-      if (isNoSuchDevice(e) && (e as IpCommandError).stderr.includes(`"${spec.bridge}"`)) {
-        throw new NotFoundError(`bridge "${spec.bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', cause: e });
-      }
+      if (state.created) await this.rollbackHostEnd(spec.hostIfname, e);
       throw e;
     }
   }
 
   /**
-   * `link add` said EEXIST. CNI_IFNAME taken in the container: the caller's
-   * InterfaceExistsError. Otherwise the host end's name is taken; that name is
-   * derived from (container id, ifname), so a veth holding it is the leftover
-   * of an earlier attach of this very attachment that was interrupted before
-   * its rollback ran: remove it and let the caller retry once. Anything else
-   * holding the name is a conflict.
+   * Creating the pair said EEXIST. CNI_IFNAME taken in the container: the
+   * caller's InterfaceExistsError. Otherwise the host end's name is taken;
+   * that name is derived from (container id, ifname), so a veth holding it is
+   * the leftover of an earlier attach of this very attachment that was
+   * interrupted before its rollback ran: remove it and let the caller retry
+   * once. Anything else holding the name is a conflict.
    */
-  private async resolveNameClash(spec: VethAttachSpec, cont: IpRunner, cause: unknown): Promise<void> {
-    if (await this.readLink(cont, spec.ifname)) {
+  private async resolveNameClash(spec: VethAttachSpec, cause: unknown): Promise<void> {
+    if (await this.veth.readLink(spec.netns, spec.ifname)) {
       throw new InterfaceExistsError(`interface "${spec.ifname}" already exists in ${spec.netns}`, { hint: 'choose another CNI_IFNAME, or DEL the previous attachment first', cause });
     }
-    const existing = await this.readLink(this.host, spec.hostIfname);
+    const existing = await this.veth.readLink(undefined, spec.hostIfname);
     if (!existing) return; // both names free by now: a transient clash; retry
     if (existing.kind !== 'veth') {
       throw new ConflictError(`host interface name "${spec.hostIfname}" is taken by a ${existing.kind ?? 'link'} weft did not create`, { cause });
@@ -323,7 +410,8 @@ export class KernelDataPlane implements DataPlane {
    * already gone and the netns still holds an interface carrying our mark
    * (`weft:<hostIfname>`) is the container side deleted instead. A DEL that
    * follows a failed ADD (INTERFACE_EXISTS) therefore never touches the
-   * runtime's own interface of that name.
+   * runtime's own interface of that name. The deletes run in ip(8) children
+   * whichever way veths are programmed (see the header).
    */
   async detachVeth(args: { netns?: string; ifname: string; hostIfname: string }): Promise<void> {
     const t0 = performance.now();
@@ -334,9 +422,8 @@ export class KernelDataPlane implements DataPlane {
       return;
     }
     if (args.netns === undefined || args.netns === '' || !isNetns(args.netns)) return;
-    const cont = this.inContainer(args.netns);
-    const link = await this.readLink(cont, args.ifname);
-    if (link && link.kind === 'veth' && link.alias === containerAliasFor(args.hostIfname) && (await this.deleteLink(cont, args.ifname))) {
+    const link = await this.veth.readLink(args.netns, args.ifname);
+    if (link && link.kind === 'veth' && link.alias === containerAliasFor(args.hostIfname) && (await this.deleteLink(this.inContainer(args.netns), args.ifname))) {
       this.log.info('veth detached (container end)', { netns: args.netns, ifname: args.ifname, ms: ms(t0) });
     }
   }
@@ -394,15 +481,9 @@ export class KernelDataPlane implements DataPlane {
     if (!isNetns(netns)) return undefined;
     assertIfname(ifname, 'CNI_IFNAME');
     try {
-      const docs = await this.inContainer(netns).batch(
-        [`addr show dev ${ifname}`, `route show table all dev ${ifname} root 0.0.0.0/0`, `route show table all dev ${ifname} root ::/0`],
-        { json: true, details: true },
-      );
-      const link = jsonArray(docs[0])[0];
-      if (!link) return undefined;
-      return containerIfaceState(link, docs[1] ?? [], docs[2] ?? []);
+      return await this.veth.inspect(netns, ifname);
     } catch (e) {
-      if (isNoSuchDevice(e) || isNetnsUnusable(e)) return undefined;
+      if (isGone(e) || isNetnsGone(e)) return undefined;
       throw e;
     }
   }

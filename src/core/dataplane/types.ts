@@ -95,8 +95,20 @@ export interface KernelFeatures {
   readonly nftables: boolean;
 }
 
+/**
+ * How veths are programmed: in process over rtnetlink, or by spawning ip(8)
+ * (the fallback when the native pieces cannot load). Shown by `weft status`.
+ */
+export interface VethProgramming {
+  readonly mode: 'netlink' | 'ip';
+  /** Why the fallback is in use. */
+  readonly reason?: string;
+}
+
 export interface DataPlane {
   probe(): Promise<KernelFeatures>;
+  /** How veths are programmed (absent: the implementation does not say). */
+  vethProgramming?(): VethProgramming;
   /** Turns on forwarding in the daemon's netns for the given families. */
   enableForwarding(families: readonly (4 | 6)[]): Promise<void>;
   ensureBridge(spec: BridgeSpec): Promise<{ mac: string }>;

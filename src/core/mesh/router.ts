@@ -734,6 +734,8 @@ export class Router {
     const members = this.currentRoutes().members;
     const span = originSpan(this.self);
     const children = broadcastChildren(members, this.self, span.first, span.last, broadcastFanout(members.length));
+    // Alone (or no one reachable): do not even encode; a channel's state can be large.
+    if (children.length === 0) return;
     for (const payload of data.encode()) {
       for (const c of children) {
         this.sendRouted(c.head, {
@@ -748,6 +750,7 @@ export class Router {
 
   private subsetNow(ch: Channel, data: AnyData): void {
     const targets = neighbourSubset([...this.byPeer.keys()], this.currentRoutes().members.length, () => this.host.random());
+    if (targets.length === 0) return;
     const payloads = data.encode();
     for (const p of targets) {
       const rec = this.byPeer.get(p)!;
