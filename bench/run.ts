@@ -20,6 +20,7 @@
  *   BENCH_IPMASQ=1       ipMasq on both systems (the default of `weft install-cni` and of podman's bridge network)
  *   BENCH_OUT=bench/results/latest.json
  *   CNI_REF_DIR=/usr/lib/cni
+ *   WEFT_NETLINK=off     the router programs veths by spawning ip(8) (the fallback; for before/after comparisons)
  */
 import { ROUTER_NODE_FLAGS } from '../src/cli/commands/launch.js';
 import { execFile } from 'node:child_process';
@@ -42,6 +43,8 @@ import { ExecRunner, killRunners } from './lib/runner.js';
 import { type Histogram, histogramDelta, histogramQuantile, parseHistogram, quarterMedians, round, summarize, type Summary } from './lib/stats.js';
 import { type CniSystem, PLUGIN_PATH_ENV, referenceSystem, weftSystem } from './lib/systems.js';
 import { cpuOf, elapsedS, envBool, envInt, getText, load1, memoryOf, pool, progress, sleep } from './lib/util.js';
+// ---- across hosts (issue 3): bench/overlay.ts runs the sections BENCH_ONLY selects (cni = main below; overlay, connect, convergence)
+import { runSections } from './overlay.js';
 
 const execFileP = promisify(execFile);
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -167,7 +170,7 @@ function apiReq(command: 'ADD' | 'DEL', cid: string, ns: Netns, socket: string, 
 /**
  * CPU a system has spent so far, in ms: everything its exec runner has
  * waited for (the plugin processes and what they exec) plus, for weft, the
- * router and its ip/nsenter children.
+ * router and its ip/nft children.
  */
 const cpuMeters = new Map<string, () => number>();
 
@@ -516,6 +519,9 @@ async function main(): Promise<void> {
   // Installed against this router's socket, so the launchers take the sh + curl fast path as in a real install.
   await execFileP(process.execPath, [WEFT_BIN, 'install-cni', '--bin-dir', binDir, '--no-conf', '--socket', daemon.socket]);
   const rssIdle = memoryOf(daemon.pid);
+  const st = (await request({ socketPath: daemon.socket, method: 'GET', path: '/v1/status', timeoutMs: 5000 })).body as { vethProgramming?: { mode: string; reason?: string } } | undefined;
+  const vethProgramming = st?.vethProgramming ? `${st.vethProgramming.mode}${st.vethProgramming.reason ? ` (${st.vethProgramming.reason})` : ''}` : 'unknown';
+  progress(`router programs veths via ${vethProgramming}`);
   const weftRunner = new ExecRunner(weftHost);
   const refRunner = new ExecRunner(refHost);
   const weft = weftSystem({ host: weftHost, runner: weftRunner, binDir, socket: daemon.socket, ipMasq: cfg.ipMasq });
@@ -566,6 +572,7 @@ async function main(): Promise<void> {
       apiDel: api.del,
       cpuMsPerApiAdd: api.cpuMsPerAdd,
       cpuMsPerApiDel: api.cpuMsPerDel,
+      vethProgramming,
       vethAttachMs: ms(summarize(vethAttach)),
       vethDetachMs: ms(summarize(vethDetach)),
       rssIdleMiB: round(rssIdle.rssMiB, 1),
@@ -625,7 +632,7 @@ async function cleanupAndExit(code: number): Promise<void> {
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { progress(`${sig}: aborting`); void cleanupAndExit(130); });
 
-main().then(
+runSections(main, world).then(
   () => cleanupAndExit(0),
   (e: unknown) => {
     if (!cleaning) process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -30,6 +30,8 @@ export interface BenchResults {
     apiDel: Summary;
     cpuMsPerApiAdd: number;
     cpuMsPerApiDel: number;
+    /** How the router programmed veths: `netlink` (in process) or `ip (<reason>)`. */
+    vethProgramming?: string;
     vethAttachMs: Summary;
     vethDetachMs: Summary;
     rssIdleMiB: number;
@@ -108,9 +110,9 @@ export function renderReport(r: BenchResults): string {
   head('router (daemon side)');
   row('ADD p50 via API, no exec (ms)', d.apiAdd.p50, undefined, `p99 ${fmt(d.apiAdd.p99)}`);
   row('DEL p50 via API, no exec (ms)', d.apiDel.p50, undefined, `p99 ${fmt(d.apiDel.p99)}`);
-  row('router CPU per API ADD / DEL (ms, incl. ip/nsenter)', `${fmt(d.cpuMsPerApiAdd)} / ${fmt(d.cpuMsPerApiDel)}`, undefined);
+  row('router CPU per API ADD / DEL (ms, incl. its ip/nft children)', `${fmt(d.cpuMsPerApiAdd)} / ${fmt(d.cpuMsPerApiDel)}`, undefined);
   row('ADD p50 from weft_cni_request_duration_seconds (ms)', d.histogramAdd.p50EstMs, undefined, `bucket estimate; mean ${fmt(d.histogramAdd.meanMs)}`);
-  row('  of which veth attach (ip/nsenter execs) p50 (ms)', d.vethAttachMs.p50, undefined, 'from the router log');
+  row('  of which veth attach p50 (ms)', d.vethAttachMs.p50, undefined, `from the router log; veths via ${d.vethProgramming ?? '?'}`);
   row('RSS idle (MiB)', d.rssIdleMiB, undefined, `anon ${fmt(d.rssIdleAnonMiB)} + file ${fmt(d.rssIdleFileMiB)}`);
   if (r.big) {
     const b = r.big;

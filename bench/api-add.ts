@@ -1,0 +1,159 @@
+/**
+ * `node dist/bench/api-add.js`: the daemon-side ADD/DEL of `npm run bench`
+ * (section 5, direct `POST /v1/cni` calls, no plugin exec) in isolation, for
+ * the two ways the router programs veths, in the same run: in-process
+ * netlink and the ip(8) fallback (`WEFT_NETLINK=off`). Two routers, each in
+ * its own host netns (wt…), containers alternate between them round by
+ * round so load drift hits both alike. Everything is removed at the end.
+ *
+ * Environment (all optional):
+ *   BENCH_N=100        ADDs (then DELs) per router and round
+ *   BENCH_ROUNDS=3     rounds; the report gives the median of the rounds' p50s and each round
+ *   BENCH_MODES=netlink,ip
+ *   BENCH_DAEMON_NODE_ARGS=  extra node flags for the routers (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
+ */
+import { ROUTER_NODE_FLAGS } from '../src/cli/commands/launch.js';
+import { createInterface } from 'node:readline';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { request } from '../src/client/unix-http.js';
+import { CNI_ENDPOINT, type CniRequest } from '../src/core/cni/protocol.js';
+import { type Netns, World, canCreateNetns } from '../test/helpers/world.js';
+import { round, summarize } from './lib/stats.js';
+import { cpuOf, envInt, load1, pool, progress, sleep } from './lib/util.js';
+
+const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WEFT_BIN = join(DIST, 'src/bin/weft.js');
+const n = envInt('BENCH_N', 100);
+const rounds = envInt('BENCH_ROUNDS', 3);
+const modes = (process.env.BENCH_MODES ?? 'netlink,ip').split(',').map((m) => m.trim()).filter((m) => m === 'netlink' || m === 'ip');
+const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS !== undefined ? process.env.BENCH_DAEMON_NODE_ARGS.split(' ').filter((x) => x !== '') : [...ROUTER_NODE_FLAGS];
+const world = new World();
+
+interface Router { mode: string; pid: number; socket: string; log: string[]; stop(): Promise<void> }
+
+async function startRouter(mode: string, range: string): Promise<Router> {
+  const host = await world.netns(mode === 'ip' ? 'ai' : 'an');
+  const dir = world.tempDir('weft-api-bench');
+  const socket = join(dir, 'weft.sock');
+  // `env` execs node, so the child's pid is the router's (nsenter execs env).
+  const child = world.spawnIn(host, 'env', [`WEFT_NETLINK=${mode === 'ip' ? 'off' : 'on'}`, process.execPath, ...nodeArgs, WEFT_BIN, 'launch', '--data-dir', join(dir, 'data'), '--socket', socket, '--name', `api-${mode}`, '--ipalloc-range', range, '--reconcile-interval', '0']);
+  const log: string[] = [];
+  for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', (l) => log.push(l));
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`router exited:\n${log.slice(-20).join('\n')}`);
+    try {
+      const r = await request({ socketPath: socket, method: 'GET', path: '/v1/status', timeoutMs: 1000 });
+      const st = r.body as { ready?: boolean; vethProgramming?: { mode: string; reason?: string } } | undefined;
+      if (st?.ready) {
+        if (st.vethProgramming?.mode !== mode) throw new Error(`router asked for ${mode} programs veths by ${JSON.stringify(st.vethProgramming)}`);
+        break;
+      }
+    } catch (e) {
+      if ((e as Error).message.startsWith('router asked')) throw e;
+    }
+    if (Date.now() > until) throw new Error(`router not ready:\n${log.slice(-20).join('\n')}`);
+    await sleep(50);
+  }
+  return {
+    mode, pid: child.pid!, socket, log,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await Promise.race([done, sleep(10_000)]);
+    },
+  };
+}
+
+function req(command: 'ADD' | 'DEL', cid: string, ns: Netns, socket: string): CniRequest {
+  return {
+    plugin: 'weft', command,
+    env: { containerId: cid, netns: ns.path, ifname: 'eth0', args: `IgnoreUnknown=1;K8S_POD_NAME=${cid}` },
+    config: { cniVersion: '1.0.0', name: 'weft', type: 'weft', socket, ipMasq: true },
+  };
+}
+
+async function call(socket: string, r: CniRequest): Promise<number> {
+  const t0 = performance.now();
+  const res = await request({ socketPath: socket, method: 'POST', path: CNI_ENDPOINT, body: r, timeoutMs: 120_000 });
+  const ms = performance.now() - t0;
+  if (res.status !== 200) throw new Error(`${r.command} ${r.env.containerId}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  return ms;
+}
+
+function logMs(rt: Router, msg: string, from: number): number[] {
+  const out: number[] = [];
+  for (const l of rt.log.slice(from)) {
+    if (!l.includes(msg)) continue;
+    try {
+      const rec = JSON.parse(l) as { msg?: string; ms?: number };
+      if (rec.msg === msg && typeof rec.ms === 'number') out.push(rec.ms);
+    } catch { /* not JSON */ }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!canCreateNetns()) throw new Error('needs root on Linux (creates network namespaces)');
+  const routers: Router[] = [];
+  for (const [i, m] of modes.entries()) routers.push(await startRouter(m, `10.${85 + i}.0.0/16`));
+  const containers = new Map<string, Netns[]>();
+  for (const rt of routers) containers.set(rt.mode, await pool(Array.from({ length: n }), 8, () => world.netns(rt.mode === 'ip' ? 'bi' : 'bn')));
+  const res = new Map(routers.map((rt) => [rt.mode, { add: [] as number[], del: [] as number[], attach: [] as number[], cpuAdd: [] as number[], cpuDel: [] as number[], roundAdd: [] as number[] }]));
+  const loads: number[] = [load1()];
+  // One warm-up ADD+DEL each (JIT, the bridge and the NAT table come into being).
+  for (const rt of routers) {
+    const ns = containers.get(rt.mode)![0]!;
+    await call(rt.socket, req('ADD', 'warm', ns, rt.socket));
+    await call(rt.socket, req('DEL', 'warm', ns, rt.socket));
+  }
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? routers : [...routers].reverse();
+    for (const rt of order) {
+      const out = res.get(rt.mode)!;
+      const nss = containers.get(rt.mode)!;
+      const cpu = (): number => { const c = cpuOf(rt.pid); return c.selfMs + c.childrenMs; };
+      const from = rt.log.length;
+      const c0 = cpu();
+      const adds: number[] = [];
+      for (let i = 0; i < n; i++) adds.push(await call(rt.socket, req('ADD', `r${r}c${i}`, nss[i]!, rt.socket)));
+      await sleep(100);
+      const c1 = cpu();
+      for (let i = 0; i < n; i++) out.del.push(await call(rt.socket, req('DEL', `r${r}c${i}`, nss[i]!, rt.socket)));
+      await sleep(100);
+      const c2 = cpu();
+      out.add.push(...adds);
+      out.roundAdd.push(round(summarize(adds).p50));
+      out.attach.push(...logMs(rt, 'veth attached', from));
+      out.cpuAdd.push((c1 - c0) / n);
+      out.cpuDel.push((c2 - c1) / n);
+      progress(`round ${r + 1}/${rounds} ${rt.mode}: ADD p50 ${round(summarize(adds).p50)} ms (load ${load1()})`);
+      loads.push(load1());
+    }
+  }
+  const lines = [`daemon-side API, ${n} ADDs then ${n} DELs per router and round, ${rounds} rounds; load average ${Math.min(...loads)}-${Math.max(...loads)}`];
+  lines.push('mode      ADD p50  ADD p90  ADD p99  round p50s            veth attach p50  DEL p50  CPU/ADD  CPU/DEL (ms)');
+  for (const rt of routers) {
+    const o = res.get(rt.mode)!;
+    const a = summarize(o.add);
+    const d = summarize(o.del);
+    const avg = (x: number[]): number => round(x.reduce((s, v) => s + v, 0) / Math.max(1, x.length), 1);
+    lines.push([rt.mode.padEnd(8), String(round(a.p50)).padStart(7), String(round(a.p90)).padStart(8), String(round(a.p99)).padStart(8), `  ${o.roundAdd.join(' / ')}`.padEnd(22), String(round(summarize(o.attach).p50)).padStart(16), String(round(d.p50)).padStart(8), String(avg(o.cpuAdd)).padStart(8), String(avg(o.cpuDel)).padStart(8)].join(' '));
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  for (const rt of routers) await rt.stop();
+}
+
+let exiting = false;
+async function finish(code: number): Promise<void> {
+  if (exiting) return;
+  exiting = true;
+  try { await world.cleanup(); } catch (e) { process.stderr.write(`cleanup: ${(e as Error).message}\n`); }
+  process.exit(code);
+}
+process.on('SIGINT', () => void finish(130));
+process.on('SIGTERM', () => void finish(143));
+main().then(() => finish(0), (e: unknown) => { process.stderr.write(`${(e as Error).stack ?? String(e)}\n`); void finish(1); });
