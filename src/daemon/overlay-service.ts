@@ -6,7 +6,7 @@
  * someone deleted by hand. A path-MTU probe per peer finds black holes.
  */
 import type { OverlayDataPlane } from '../adapters/kernel/overlay-kernel.js';
-import type { ClusterState } from '../core/cluster/state.js';
+import { type ClusterState, relayNeeded } from '../core/cluster/state.js';
 import type { Underlay } from '../core/cluster/underlay.js';
 import type { OverlayInput, OverlayNetworkInput, OverlayNote, OverlayPeerRoute, PathMtuResult } from '../core/dataplane/overlay-types.js';
 import { duePathMtuProbes, mergePathMtuResults, pathMtuTargets } from '../core/dataplane/overlay-mtu.js';
@@ -93,7 +93,7 @@ export class OverlayService {
     return this.running;
   }
 
-  private input(u: Underlay): OverlayInput {
+  private input(u: Underlay): { input: OverlayInput; relay: boolean } {
     const hosts = this.cluster.hosts();
     const nets = this.localNetworks();
     const local = new Set(nets.map((n) => n.name));
@@ -104,7 +104,7 @@ export class OverlayService {
       peers.push({ peer: h.peer, ip: h.underlay, ...(h.via !== undefined ? { via: h.via } : {}) });
       for (const e of h.endpoints) if (local.has(e.network)) endpoints.push({ network: e.network, peer: h.peer, mac: e.mac, ips: e.ips });
     }
-    return { localPeer: this.cluster.self, underlay: { ip: u.ip, dev: u.dev }, networks: nets, peers, endpoints };
+    return { input: { localPeer: this.cluster.self, underlay: { ip: u.ip, dev: u.dev }, networks: nets, peers, endpoints }, relay: relayNeeded(hosts) };
   }
 
   private async runOnce(): Promise<void> {
@@ -112,8 +112,8 @@ export class OverlayService {
     if (!u) return;
     const t0 = Date.now();
     try {
-      const input = this.input(u);
-      const { plan, report } = await this.kernel.sync(input);
+      const { input, relay } = this.input(u);
+      const { plan, report } = await this.kernel.sync(input, { relay });
       this.syncs++;
       this.routes = plan.routes;
       this.networks = input.networks.map((n) => n.name);

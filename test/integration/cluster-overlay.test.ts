@@ -50,6 +50,15 @@ test('containers on three hosts ping each other and carry TCP', { skip, timeout:
       assert.ok(await pingEventually(a.ns, b.ip, 15_000), `${a.host.name} -> ${b.host.name} (${b.ip})\n${a.host.router.log.split('\n').slice(-15).join('\n')}`);
     }
   }
+  // A full mesh relays nothing: no relay device and no loop-guard chain on the packet path.
+  for (const h of cl.hosts) {
+    const lean = await waitFor(async () => {
+      const links = JSON.parse((await exec('ip', ['-d', '-j', 'link', 'show', 'type', 'vxlan'], { netns: h.ns.name })).stdout) as { ifname: string }[];
+      const tables = (await exec('nft', ['list', 'tables'], { netns: h.ns.name })).stdout;
+      return links.map((l) => l.ifname).join(',') === 'weft-vx' && !/table bridge weft/.test(tables);
+    }, 10_000);
+    assert.ok(lean, `${h.name}: only the data VXLAN device, no bridge table`);
+  }
   assert.equal(await tcpRoundTrip(cs[0]!, cs[2]!, 7001), 'pong:ping');
   assert.equal(await tcpRoundTrip(cs[2]!, cs[1]!, 7002), 'pong:ping');
 });

@@ -133,3 +133,22 @@ test('chooseUnderlay: advertised address, else first global IPv4 on an up non-we
   assert.throws(() => chooseUnderlay(links, 'x'), /not an IP address/);
   assert.equal(chooseUnderlay(links.slice(0, 3)), undefined);
 });
+
+test('relayNeeded: a relayed host, or two direct neighbours that are not connected to each other', async () => {
+  const { relayNeeded } = await import('../../src/core/cluster/state.js');
+  const h = (peer: string, o: { self?: boolean; direct?: boolean; via?: string; connections?: string[]; reachable?: boolean } = {}) => ({
+    peer, nickname: peer, underlay: null, self: o.self ?? false, reachable: o.reachable ?? true, direct: o.direct ?? true, connections: o.connections ?? [], endpoints: [],
+    ...(o.via ? { via: o.via } : {}),
+  });
+  // Full mesh of three: nothing to relay.
+  assert.equal(relayNeeded([h('a', { self: true }), h('b', { connections: ['a', 'c'] }), h('c', { connections: ['a', 'b'] })]), false);
+  // a reaches c only via b.
+  assert.equal(relayNeeded([h('a', { self: true }), h('b', { connections: ['a', 'c'] }), h('c', { direct: false, via: 'b', connections: ['b'] })]), true);
+  // b's view of the same: a and c are both its neighbours but not each other's.
+  assert.equal(relayNeeded([h('b', { self: true }), h('a', { connections: ['b'] }), h('c', { connections: ['b'] })]), true);
+  // Alone, or one neighbour: no.
+  assert.equal(relayNeeded([h('a', { self: true })]), false);
+  assert.equal(relayNeeded([h('a', { self: true }), h('b', { connections: ['a'] })]), false);
+  // An unreachable host does not count.
+  assert.equal(relayNeeded([h('b', { self: true }), h('a', { connections: ['b'] }), h('c', { reachable: false, direct: false })]), false);
+});

@@ -108,8 +108,8 @@ export interface OverlayDataPlane {
    * @throws OverlayApplyError when changes still fail after a second pass (the rest is applied)
    */
   apply(desired: OverlayState): Promise<OverlayApplyReport>;
-  /** planOverlay (relaying on when the kernel supports the loop guard) + apply. */
-  sync(input: OverlayInput): Promise<OverlaySyncResult>;
+  /** planOverlay (relaying on when asked for and the kernel supports the loop guard) + apply. */
+  sync(input: OverlayInput, opts?: { relay?: boolean }): Promise<OverlaySyncResult>;
   /** Removes one network's devices (and their entries); other networks are left as they are. */
   removeNetwork(network: string): Promise<OverlayApplyReport>;
   /** Removes every weft VXLAN device and the `bridge weft` table. */
@@ -283,10 +283,10 @@ export class KernelOverlay implements OverlayDataPlane {
     return this.serial.run('overlay', () => this.applyNow(desired));
   }
 
-  async sync(input: OverlayInput): Promise<OverlaySyncResult> {
+  async sync(input: OverlayInput, opts: { relay?: boolean } = {}): Promise<OverlaySyncResult> {
     const f = await this.probe();
     if (!f.vxlan && input.networks.length > 0) await this.requireVxlan();
-    const plan = planOverlay(input, { relay: f.bridgeNft });
+    const plan = planOverlay(input, { relay: f.bridgeNft && (opts.relay ?? true) });
     if (plan.notes.length > 0) this.log.debug('overlay plan notes', { notes: plan.notes.slice(0, 20), count: plan.notes.length });
     const report = await this.apply(plan.desired);
     return { plan, report };

@@ -20,6 +20,8 @@ export interface ClusterHost {
   readonly direct: boolean;
   /** For a relayed host: the neighbour our traffic to it goes through. */
   readonly via?: PeerId;
+  /** The hosts it holds control connections to (topology), for relay decisions. */
+  readonly connections: readonly PeerId[];
   readonly endpoints: readonly ClusterEndpoint[];
 }
 
@@ -42,19 +44,40 @@ export interface ClusterState {
 export function clusterHosts(self: PeerId, selfNickname: string, mesh: Pick<MeshStatus, 'peers'>, records: readonly HostRecord[]): ClusterHost[] {
   const byPeer = new Map(records.map((r) => [r.peer, r]));
   const mine = byPeer.get(self);
-  const out: ClusterHost[] = [{ peer: self, nickname: selfNickname, underlay: mine?.underlay ?? null, self: true, reachable: true, direct: true, endpoints: mine?.endpoints ?? [] }];
+  const out: ClusterHost[] = [{ peer: self, nickname: selfNickname, underlay: mine?.underlay ?? null, self: true, reachable: true, direct: true, connections: mesh.peers.filter((p) => p.direct).map((p) => p.peer), endpoints: mine?.endpoints ?? [] }];
   const seen = new Set<PeerId>([self]);
   for (const p of [...mesh.peers].sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))) {
     seen.add(p.peer);
     const r = byPeer.get(p.peer);
     out.push({
       peer: p.peer, nickname: p.nickname, underlay: r?.underlay ?? null, self: false, reachable: p.reachable, direct: p.direct,
-      ...(p.reachable && !p.direct && p.nextHop !== undefined ? { via: p.nextHop } : {}), endpoints: r?.endpoints ?? [],
+      ...(p.reachable && !p.direct && p.nextHop !== undefined ? { via: p.nextHop } : {}), connections: p.connections, endpoints: r?.endpoints ?? [],
     });
   }
   for (const r of records) {
     if (seen.has(r.peer)) continue;
-    out.push({ peer: r.peer, nickname: r.nickname, underlay: r.underlay, self: false, reachable: false, direct: false, endpoints: r.endpoints });
+    out.push({ peer: r.peer, nickname: r.nickname, underlay: r.underlay, self: false, reachable: false, direct: false, connections: [], endpoints: r.endpoints });
   }
   return out;
+}
+
+/**
+ * Whether this host needs the overlay's relay machinery (a relay VXLAN
+ * device per network and the loop-guard table, docs/overlay.md): when it
+ * reaches a host only through another, or when two hosts it is directly
+ * connected to are not connected to each other (they may relay through
+ * it). Without either, the relay devices and the per-packet filter chain
+ * are left out: they cost ~15 % of bulk throughput (docs/benchmarks.md).
+ */
+export function relayNeeded(hosts: readonly ClusterHost[]): boolean {
+  const direct = hosts.filter((h) => !h.self && h.reachable && h.direct);
+  if (hosts.some((h) => !h.self && h.reachable && h.via !== undefined)) return true;
+  for (let i = 0; i < direct.length; i++) {
+    for (let j = i + 1; j < direct.length; j++) {
+      const a = direct[i]!;
+      const b = direct[j]!;
+      if (!a.connections.includes(b.peer) && !b.connections.includes(a.peer)) return true;
+    }
+  }
+  return false;
 }
