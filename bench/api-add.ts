@@ -21,7 +21,7 @@ import { request } from '../src/client/unix-http.js';
 import { CNI_ENDPOINT, type CniRequest } from '../src/core/cni/protocol.js';
 import { type Netns, World, canCreateNetns } from '../test/helpers/world.js';
 import { round, summarize } from './lib/stats.js';
-import { cpuOf, envInt, load1, pool, progress, sleep } from './lib/util.js';
+import { cpuOf, envInt, load1, logMs, pool, progress, sleep } from './lib/util.js';
 
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WEFT_BIN = join(DIST, 'src/bin/weft.js');
@@ -84,17 +84,6 @@ async function call(socket: string, r: CniRequest): Promise<number> {
   return ms;
 }
 
-function logMs(rt: Router, msg: string, from: number): number[] {
-  const out: number[] = [];
-  for (const l of rt.log.slice(from)) {
-    if (!l.includes(msg)) continue;
-    try {
-      const rec = JSON.parse(l) as { msg?: string; ms?: number };
-      if (rec.msg === msg && typeof rec.ms === 'number') out.push(rec.ms);
-    } catch { /* not JSON */ }
-  }
-  return out;
-}
 
 async function main(): Promise<void> {
   if (!canCreateNetns()) throw new Error('needs root on Linux (creates network namespaces)');
@@ -127,7 +116,7 @@ async function main(): Promise<void> {
       const c2 = cpu();
       out.add.push(...adds);
       out.roundAdd.push(round(summarize(adds).p50));
-      out.attach.push(...logMs(rt, 'veth attached', from));
+      out.attach.push(...logMs(rt.log, 'veth attached', from));
       out.cpuAdd.push((c1 - c0) / n);
       out.cpuDel.push((c2 - c1) / n);
       progress(`round ${r + 1}/${rounds} ${rt.mode}: ADD p50 ${round(summarize(adds).p50)} ms (load ${load1()})`);

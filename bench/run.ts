@@ -42,7 +42,7 @@ import { renderReport, type BenchResults, type Target } from './lib/report.js';
 import { ExecRunner, killRunners } from './lib/runner.js';
 import { type Histogram, histogramDelta, histogramQuantile, parseHistogram, quarterMedians, round, summarize, type Summary } from './lib/stats.js';
 import { type CniSystem, PLUGIN_PATH_ENV, referenceSystem, weftSystem } from './lib/systems.js';
-import { cpuOf, elapsedS, envBool, envInt, getText, load1, memoryOf, pool, progress, sleep } from './lib/util.js';
+import { cpuOf, elapsedS, envBool, envInt, getText, load1, logMs, memoryOf, pool, progress, sleep } from './lib/util.js';
 // ---- across hosts (issue 3): bench/overlay.ts runs the sections BENCH_ONLY selects (cni = main below; overlay, connect, convergence)
 import { runSections } from './overlay.js';
 
@@ -135,18 +135,6 @@ async function scrapeAddHistogram(socket: string): Promise<Histogram> {
   return parseHistogram(await getText(socket, '/metrics'), 'weft_cni_request_duration_seconds', { command: 'ADD' });
 }
 
-/** `ms` fields of daemon log records with this msg, from line `from` on. */
-function logMs(d: Daemon, msg: string, from: number): number[] {
-  const out: number[] = [];
-  for (const l of d.logLines.slice(from)) {
-    if (!l.includes(msg)) continue;
-    try {
-      const rec = JSON.parse(l) as { msg?: string; ms?: number };
-      if (rec.msg === msg && typeof rec.ms === 'number') out.push(rec.ms);
-    } catch { /* not JSON */ }
-  }
-  return out;
-}
 
 /** One CNI request straight to the daemon API (no plugin exec): the daemon's own handling time plus one socket round trip. */
 async function apiCni(socket: string, req: CniRequest): Promise<number> {
@@ -540,8 +528,8 @@ async function main(): Promise<void> {
   const sequential = await sequentialPhase(systems, seqNs);
   await sleep(200);
   const hSeq = histogramDelta(await scrapeAddHistogram(daemon.socket), hBefore);
-  const vethAttach = logMs(daemon, 'veth attached', logFrom);
-  const vethDetach = logMs(daemon, 'veth detached', logFrom);
+  const vethAttach = logMs(daemon.logLines, 'veth attached', logFrom);
+  const vethDetach = logMs(daemon.logLines, 'veth detached', logFrom);
 
   // 5. daemon-side: direct API calls on the same container netns (now empty again)
   const api = await apiPhase(daemon, seqNs.get('weft')!);

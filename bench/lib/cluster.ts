@@ -15,8 +15,8 @@
  *  - veth: two namespaces joined by one veth pair (the limit).
  */
 import { exec, execOk } from '../../test/helpers/exec.js';
-import { waitFor } from '../../test/helpers/it-kit.js';
 import { TestRouter } from '../../test/helpers/router.js';
+import { waitMeshConverged as waitConverged } from '../../test/helpers/cluster.js';
 import type { Netns, World } from '../../test/helpers/world.js';
 import { renderConflist } from '../../src/cli/conflist.js';
 
@@ -167,20 +167,9 @@ export function weftRouters(world: World, u: Underlay, opts: { peersOf?: (i: num
   }));
 }
 
-interface MeshView { peers: { nickname: string; reachable: boolean }[] }
-
-/** Every router reaches every other one; throws with the routers' logs after `ms`. */
-export async function waitMeshConverged(hosts: readonly WeftHost[], ms = 30_000): Promise<void> {
-  const ok = await waitFor(async () => {
-    for (const h of hosts) {
-      let m: MeshView;
-      try { m = await h.router.api().get<MeshView>('/v1/mesh'); } catch { return false; }
-      const reach = new Set(m.peers.filter((p) => p.reachable).map((p) => p.nickname));
-      if (!hosts.every((o) => o === h || reach.has(o.name))) return false;
-    }
-    return true;
-  }, ms);
-  if (!ok) throw new Error(`weft mesh did not converge within ${ms} ms:\n${hosts.map((h) => `--- ${h.name}\n${h.router.log.split('\n').slice(-15).join('\n')}`).join('\n')}`);
+/** Every router reaches every other one (the test suite's check, with a longer default wait for a loaded machine). */
+export function waitMeshConverged(hosts: readonly WeftHost[], ms = 30_000): Promise<void> {
+  return waitConverged(hosts, ms);
 }
 
 /** The plugin entry of the conflist `weft install-cni` writes (ipMasq on by default), as a runtime hands it to the plugin. */

@@ -95,3 +95,16 @@ export function cpuOf(pid: number): { selfMs: number; childrenMs: number } {
   const tick = 1000 / CLK_TCK;
   return { selfMs: (f[11]! + f[12]!) * tick, childrenMs: (f[13]! + f[14]!) * tick };
 }
+
+/** `ms` fields of the router's JSON log records with this msg, from line `from` on. */
+export function logMs(lines: readonly string[], msg: string, from: number): number[] {
+  const out: number[] = [];
+  for (const l of lines.slice(from)) {
+    if (!l.includes(msg)) continue;
+    try {
+      const rec = JSON.parse(l) as { msg?: string; ms?: number };
+      if (rec.msg === msg && typeof rec.ms === 'number') out.push(rec.ms);
+    } catch { /* not JSON */ }
+  }
+  return out;
+}

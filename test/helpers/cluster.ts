@@ -74,7 +74,7 @@ interface MeshView {
 }
 
 /** Every router reaches every other one (directly or relayed). */
-export async function waitMeshConverged(hosts: readonly SimHost[], ms = 15_000): Promise<void> {
+export async function waitMeshConverged(hosts: readonly { readonly name: string; readonly router: TestRouter }[], ms = 15_000): Promise<void> {
   const ok = await waitFor(async () => {
     for (const h of hosts) {
       let m: MeshView;
