@@ -19,9 +19,9 @@ import { TestRouter } from '../../test/helpers/router.js';
 import { waitMeshConverged as waitConverged } from '../../test/helpers/cluster.js';
 import type { Netns, World } from '../../test/helpers/world.js';
 import { renderConflist } from '../../src/cli/conflist.js';
+import { containerMtuFor } from '../../src/core/dataplane/overlay-plan.js';
 
 export const UNDERLAY_NET = '192.0.2';
-export const VXLAN_OVERHEAD = 50;
 
 /** A client/server pair to measure between. */
 export interface Path {
@@ -105,7 +105,7 @@ export const HAND_SUBNET = '10.81.0.0/16';
  * at the kernel's default (on where br_netfilter is loaded: the research's T4a).
  */
 export async function buildHandVxlan(world: World, u: Underlay, tag: string, opts: { brNetfilter?: boolean } = {}): Promise<Path> {
-  const mtu = 1500 - VXLAN_OVERHEAD;
+  const mtu = containerMtuFor(1500);
   const cs: { ns: Netns; ip: string; mac: string }[] = [];
   for (const [k, h] of u.hosts.entries()) {
     const i = k + 1;

@@ -31,6 +31,7 @@ import { ObjectsSync } from './objects-sync.js';
 import { OverlayService } from './overlay-service.js';
 import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
 import type { OverlayNetworkInput } from '../core/dataplane/overlay-types.js';
+import type { Attachment } from '../core/ipam/attachment.js';
 import { parseIp, tryParseIp } from '../core/ip/addr.js';
 import { containerMtuFor } from '../core/dataplane/overlay-plan.js';
 import { chooseUnderlay, type Underlay } from '../core/cluster/underlay.js';
@@ -144,7 +145,7 @@ export class Daemon {
         repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000,
       });
       // A new local network (first container on it) needs its VXLAN device at once, not at the next gossip.
-      this.attachments.onChange(() => this.overlay?.schedule());
+      this.attachments.onChange((a, removed) => { if (this.noteLocalNetwork(a, removed)) this.overlay?.schedule(); });
     }
     this.cni = new CniService(this.attachments, this.ipam, log.child({ component: 'cni' }), this.metrics, () => this.features,
       async (name) => (await this.dp.hostLink(name)) !== undefined, DEFAULT_SUBNET,
@@ -242,14 +243,38 @@ export class Daemon {
     };
   }
 
-  /** The weft networks with a bridge on this host: the overlay extends these to the other hosts. */
+  /**
+   * The weft networks with a bridge on this host, with the attachments that
+   * use them: the overlay extends these networks to the other hosts. Built
+   * once from the store, then kept in step with attachment changes, so an
+   * ADD on a network that is already here neither rereads every attachment
+   * nor makes the overlay read and rewrite the kernel.
+   */
+  private netUsers?: Map<string, { readonly net: OverlayNetworkInput; readonly users: Set<string> }>;
+
   private localNetworks(): OverlayNetworkInput[] {
-    const nets = new Map<string, OverlayNetworkInput>();
-    for (const a of this.attachments.list()) {
-      if (a.mode !== 'bridge' || !a.bridge || nets.has(a.network)) continue;
-      nets.set(a.network, { name: a.network, bridge: a.bridge, mtu: a.mtu ?? this.opts.mtu });
+    if (!this.netUsers) {
+      this.netUsers = new Map();
+      for (const a of this.attachments.list()) this.noteLocalNetwork(a, false);
     }
-    return [...nets.values()];
+    return [...this.netUsers.values()].map((v) => v.net);
+  }
+
+  /** True when the set of local networks changed. */
+  private noteLocalNetwork(a: Attachment, removed: boolean): boolean {
+    if (!this.netUsers) return true; // not built yet: the first overlay run builds it
+    const key = `${a.containerId}/${a.ifname}`;
+    const cur = this.netUsers.get(a.network);
+    if (removed) {
+      if (!cur?.users.delete(key)) return false;
+      if (cur.users.size > 0) return false;
+      this.netUsers.delete(a.network);
+      return true;
+    }
+    if (a.state !== 'ready' || a.mode !== 'bridge' || !a.bridge) return false;
+    if (cur) { cur.users.add(key); return false; }
+    this.netUsers.set(a.network, { net: { name: a.network, bridge: a.bridge, mtu: a.mtu ?? this.opts.mtu }, users: new Set([key]) });
+    return true;
   }
 
   async reconcileNow(): Promise<ReconcileReport> {
