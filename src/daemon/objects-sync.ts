@@ -88,8 +88,8 @@ export class ObjectsSync {
   }
 
   private retryConflicts(): void {
+    const g = this.channel.gossip();
     for (const key of [...this.conflicts.keys()]) {
-      const g = this.channel.gossip();
       const e = g?.entries.get(key);
       if (e) this.applyOne(key, e.value); else this.conflicts.delete(key);
     }
