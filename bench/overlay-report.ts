@@ -9,7 +9,7 @@ export interface AcrossTarget {
   readonly met: boolean | undefined;
 }
 
-const COL: Record<SystemKey, string> = { weft: 'weft', hand: 'hand-built', veth: 'veth', 'weft-nomasq': 'weft-nomasq', 'hand-brnf': 'hand-brnf' };
+const COL: Record<SystemKey, string> = { weft: 'weft', hand: 'hand-built', veth: 'veth', 'weft-brnf': 'weft-brnf', 'hand-brnf': 'hand-brnf', 'weft-nomasq': 'weft-nomasq' };
 
 export function median(xs: readonly number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -54,34 +54,43 @@ function latencyOf(o: OverlayResults): { name: string; m: Metric } {
   return o.sockperf ? { name: 'sockperf TCP RTT p50', m: spM((p) => p.p50Us) } : { name: 'ping p50', m: pingM((p) => p.p50Us) };
 }
 
-export function overlayTargets(o: OverlayResults): AcrossTarget[] {
-  const w = o.samples.weft;
-  const h = o.samples.hand;
-  if (!w || !h) return [{ name: 'weft >= 0.95x the hand-built VXLAN', measured: 'not measured (needs weft and hand in BENCH_OVERLAY_SYSTEMS)', met: undefined }];
+/** The issue's target for one like-for-like pair (same host configuration on both sides). */
+function pairTargets(o: OverlayResults, wk: SystemKey, hk: SystemKey, hosts: string): AcrossTarget[] {
+  const w = o.samples[wk]!;
+  const h = o.samples[hk]!;
   const loads = [...w.tcp1, ...w.tcp4, ...h.tcp1, ...h.tcp4].map((t) => t.load1);
   const loadNote = `load1 ${fmt(Math.min(...loads))}-${fmt(Math.max(...loads))} during the TCP tests`;
   const t: AcrossTarget[] = [];
   for (const k of ['tcp1', 'tcp4'] as const) {
     const a = tcpM(k, (x) => x.gbps)(w);
     const b = tcpM(k, (x) => x.gbps)(h);
-    const same = sameRoundRatios(o, 'weft', 'hand', (s, i) => s[k][i]?.gbps);
-    t.push({ name: `TCP ${k === 'tcp1' ? '1 stream' : '4 streams'}: weft >= 0.95x hand-built VXLAN`, measured: `${fmt(a)} vs ${fmt(b)} Gbit/s = ${ratio(a, b)} (same-round ratios ${same.join('/')}; ${loadNote})`, met: a / b >= 0.95 });
+    const same = sameRoundRatios(o, wk, hk, (s, i) => s[k][i]?.gbps);
+    t.push({ name: `TCP ${k === 'tcp1' ? '1 stream' : '4 streams'}, ${hosts}: ${wk} >= 0.95x ${hk}`, measured: `${fmt(a)} vs ${fmt(b)} Gbit/s = ${ratio(a, b)} (same-round ratios ${same.join('/')}; ${loadNote})`, met: a / b >= 0.95 });
   }
   const lat = latencyOf(o);
   const a = lat.m(w);
   const b = lat.m(h);
-  t.push({ name: `latency (${lat.name}): weft <= hand-built / 0.95`, measured: `${fmt(a)} vs ${fmt(b)} us = ${ratio(a, b)} of hand-built`, met: b / a >= 0.95 });
+  t.push({ name: `latency (${lat.name}), ${hosts}: ${wk} <= ${hk} / 0.95`, measured: `${fmt(a)} vs ${fmt(b)} us = ${ratio(a, b)} of ${hk}`, met: b / a >= 0.95 });
+  return t;
+}
+
+export function overlayTargets(o: OverlayResults): AcrossTarget[] {
+  const t: AcrossTarget[] = [];
+  if (o.samples.weft && o.samples.hand) t.push(...pairTargets(o, 'weft', 'hand', 'hosts without br_netfilter'));
+  if (o.samples['weft-brnf'] && o.samples['hand-brnf']) t.push(...pairTargets(o, 'weft-brnf', 'hand-brnf', 'hosts with br_netfilter'));
+  if (t.length === 0) return [{ name: 'weft >= 0.95x the hand-built VXLAN', measured: 'not measured (needs weft and hand, or weft-brnf and hand-brnf, in BENCH_OVERLAY_SYSTEMS)', met: undefined }];
   return t;
 }
 
 function overlayRows(o: OverlayResults): string[] {
-  const keys = (['weft', 'hand', 'veth', 'weft-nomasq', 'hand-brnf'] as const).filter((k) => o.samples[k]);
+  const keys = (['weft', 'hand', 'veth', 'weft-brnf', 'hand-brnf', 'weft-nomasq'] as const).filter((k) => o.samples[k]);
   const ratioCols: [string, SystemKey, SystemKey][] = [];
   if (o.samples.weft && o.samples.hand) ratioCols.push(['weft/hand', 'weft', 'hand']);
   if (o.samples.weft && o.samples.veth) ratioCols.push(['weft/veth', 'weft', 'veth']);
   if (o.samples.hand && o.samples.veth) ratioCols.push(['hand/veth', 'hand', 'veth']);
-  if (o.samples['weft-nomasq'] && o.samples.hand) ratioCols.push(['nomasq/hand', 'weft-nomasq', 'hand']);
+  if (o.samples['weft-brnf'] && o.samples['hand-brnf']) ratioCols.push(['weft/hand brnf', 'weft-brnf', 'hand-brnf']);
   if (o.samples['hand-brnf'] && o.samples.hand) ratioCols.push(['brnf/hand', 'hand-brnf', 'hand']);
+  if (o.samples['weft-nomasq'] && o.samples['hand-brnf']) ratioCols.push(['nomasq/hand brnf', 'weft-nomasq', 'hand-brnf']);
   const rows: string[][] = [];
   const row = (name: string, m: Metric | undefined, note = '', show = true): void => {
     if (!show) return;
@@ -109,8 +118,9 @@ function overlayRows(o: OverlayResults): string[] {
   out.push('');
   out.push('per round (in measurement order):');
   for (const k of keys) out.push(`  ${COL[k].padEnd(11)} TCPx1 ${per(k, (s) => s.tcp1.map((t) => t.gbps))}  TCPx4 ${per(k, (s) => s.tcp4.map((t) => t.gbps))}  ping p50 ${per(k, (s) => s.ping.map((p) => p.p50Us))}${o.sockperf ? `  sockperf p50 ${per(k, (s) => s.sockperf.map((p) => p.p50Us))}` : ''}  load1 ${per(k, (s) => s.tcp1.map((t) => t.load1))}`);
-  if (o.samples.weft && o.samples.hand) {
-    out.push(`  same-round weft/hand: TCPx1 ${sameRoundRatios(o, 'weft', 'hand', (s, i) => s.tcp1[i]?.gbps).join('/')}  TCPx4 ${sameRoundRatios(o, 'weft', 'hand', (s, i) => s.tcp4[i]?.gbps).join('/')}`);
+  for (const [a, b] of [['weft', 'hand'], ['weft-brnf', 'hand-brnf']] as const) {
+    if (!o.samples[a] || !o.samples[b]) continue;
+    out.push(`  same-round ${a}/${b}: TCPx1 ${sameRoundRatios(o, a, b, (s, i) => s.tcp1[i]?.gbps).join('/')}  TCPx4 ${sameRoundRatios(o, a, b, (s, i) => s.tcp4[i]?.gbps).join('/')}`);
   }
   out.push('hosts (first host of each topology):');
   for (const k of keys) {

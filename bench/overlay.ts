@@ -15,7 +15,12 @@
  *
  * Environment (all optional):
  *   BENCH_ONLY=cni,overlay,connect,convergence   sections to run (default: all; cni = the single-host phases of run.ts)
- *   BENCH_OVERLAY_SYSTEMS=weft,hand,veth          also: weft-nomasq (weft, ipMasq off), hand-brnf (hand-built, br_netfilter on)
+ *   BENCH_OVERLAY_SYSTEMS=weft,hand,veth,weft-brnf,hand-brnf
+ *                                  weft and hand: hosts without br_netfilter's hooks on bridged frames
+ *                                  (bridge-nf-call-* 0, as without the module: Debian's default);
+ *                                  weft-brnf and hand-brnf: the same two with bridge-nf-call-* at the
+ *                                  kernel default (1, a Docker or Kubernetes host); also weft-nomasq
+ *                                  (weft with ipMasq off, bridge-nf-call-* at the default)
  *   BENCH_OVERLAY_REPS=3           rounds over every system (interleaved; medians reported)
  *   BENCH_OVERLAY_SECONDS=10       iperf3 -t
  *   BENCH_OVERLAY_PINGS=300        pings measured per round (-i 0.01), after BENCH_OVERLAY_WARM=200 warm-up pings
@@ -30,7 +35,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../test/helpers/exec.js';
 import { canCreateNetns, type World } from '../test/helpers/world.js';
-import { type Path, buildHandVxlan, buildUnderlay, buildVethPair, addWeftContainer, hostDiagnostics, waitMeshConverged, weftRouters } from './lib/cluster.js';
+import { BRNF_OFF, type Path, buildHandVxlan, sysctlIn, buildUnderlay, buildVethPair, addWeftContainer, hostDiagnostics, waitMeshConverged, weftRouters } from './lib/cluster.js';
 import { type PingResult, type SockperfResult, type TcpResult, CLIENT_CPU, SERVER_CPU, Servers, haveTool, iperf, pingRtt, reachable, sockperfRtt } from './lib/cluster-tools.js';
 import { round } from './lib/stats.js';
 import { cpuOf, envInt, load1, progress } from './lib/util.js';
@@ -56,14 +61,15 @@ export function selectedSections(): Set<Section> {
   return out;
 }
 
-export const SYSTEMS = ['weft', 'hand', 'veth', 'weft-nomasq', 'hand-brnf'] as const;
+export const SYSTEMS = ['weft', 'hand', 'veth', 'weft-brnf', 'hand-brnf', 'weft-nomasq'] as const;
 export type SystemKey = typeof SYSTEMS[number];
 export const SYSTEM_LABEL: Record<SystemKey, string> = {
-  weft: 'weft (routers + CNI plugin, installed config)',
-  hand: 'hand-built kernel VXLAN (research T3)',
+  weft: 'weft (routers + CNI plugin, installed config), hosts without br_netfilter hooks',
+  hand: 'hand-built kernel VXLAN (research T3), bridge-nf-call-* off',
   veth: 'veth pair (limit)',
-  'weft-nomasq': 'weft with ipMasq off',
+  'weft-brnf': 'weft with bridge-nf-call-* at the kernel default (a Docker/Kubernetes host)',
   'hand-brnf': 'hand-built with bridge-nf-call-* at the kernel default (research T4a)',
+  'weft-nomasq': 'weft with ipMasq off, bridge-nf-call-* at the kernel default',
 };
 
 export interface OverlayConfig {
@@ -76,7 +82,7 @@ export interface OverlayConfig {
 }
 
 export function overlayConfig(): OverlayConfig {
-  const sys = (process.env.BENCH_OVERLAY_SYSTEMS || 'weft,hand,veth').split(',').map((s) => s.trim()).filter(Boolean);
+  const sys = (process.env.BENCH_OVERLAY_SYSTEMS || 'weft,hand,veth,weft-brnf,hand-brnf').split(',').map((s) => s.trim()).filter(Boolean);
   for (const s of sys) if (!(SYSTEMS as readonly string[]).includes(s)) throw new Error(`BENCH_OVERLAY_SYSTEMS: unknown system "${s}" (one of ${SYSTEMS.join(', ')})`);
   return {
     systems: sys as SystemKey[],
@@ -136,9 +142,11 @@ async function setupSystem(world: World, key: SystemKey): Promise<{ path: Path; 
     const path = await buildHandVxlan(world, u, tag, { brNetfilter: key === 'hand-brnf' });
     return { path, diagnostics: await hostDiagnostics(u.hosts[0]!.ns) };
   }
-  const ipMasq = key === 'weft';
-  const tag = ipMasq ? 'owf' : 'own';
+  const ipMasq = key !== 'weft-nomasq';
+  const tag = key === 'weft' ? 'owf' : key === 'weft-brnf' ? 'owb' : 'own';
   const u = await buildUnderlay(world, tag, 2);
+  // The router never changes these sysctls; the bench sets up the host it runs on, as for `hand`.
+  if (key === 'weft') for (const h of u.hosts) await sysctlIn(h.ns, BRNF_OFF);
   // Every host names the first one, as in the demo; default mesh timers.
   const hosts = weftRouters(world, u, { peersOf: (i) => (i === 0 ? [] : [u.hosts[0]!.ip]) });
   await Promise.all(hosts.map((h) => h.router.start()));

@@ -57,7 +57,8 @@ export async function sysctlGet(ns: Netns, key: string): Promise<string | undefi
   return r.code === 0 ? r.stdout.trim() : undefined;
 }
 
-const BRNF_OFF = { 'net.bridge.bridge-nf-call-iptables': '0', 'net.bridge.bridge-nf-call-ip6tables': '0', 'net.bridge.bridge-nf-call-arptables': '0' };
+/** A host without br_netfilter's IP hooks on bridged frames (as if the module were not loaded: Debian's default without Docker or Kubernetes). */
+export const BRNF_OFF = { 'net.bridge.bridge-nf-call-iptables': '0', 'net.bridge.bridge-nf-call-ip6tables': '0', 'net.bridge.bridge-nf-call-arptables': '0' };
 
 /** Switch netns with br0 (a plain L2 switch: bridge-nf-call-* off) and `n` hosts plugged into it. */
 export async function buildUnderlay(world: World, tag: string, n: number, mtu = 1500): Promise<Underlay> {

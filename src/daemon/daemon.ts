@@ -30,7 +30,8 @@ import { nicknameCandidates } from '../core/ipam-ring/index.js';
 import { ObjectsSync } from './objects-sync.js';
 import { OverlayService } from './overlay-service.js';
 import { KernelOverlay } from '../adapters/kernel/overlay-kernel.js';
-import type { OverlayNetworkInput } from '../core/dataplane/overlay-types.js';
+import { type OverlayNetworkInput, VXLAN_PORT } from '../core/dataplane/overlay-types.js';
+import { bridgeNameFor } from '../core/dataplane/names.js';
 import type { Attachment } from '../core/ipam/attachment.js';
 import { parseIp, tryParseIp } from '../core/ip/addr.js';
 import { containerMtuFor } from '../core/dataplane/overlay-plan.js';
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   readonly metricsAddr?: string;
   /** Router-to-router mesh; absent: this router serves its host alone (embedded tests). */
   readonly mesh?: MeshOptions;
+  /** false: conntrack also tracks bridged container traffic and VXLAN packets (`--no-conntrack-bypass`). Default on. */
+  readonly conntrackBypass?: boolean;
 }
 
 async function socketInUse(path: string): Promise<boolean> {
@@ -101,7 +104,11 @@ export class Daemon {
     this.store = new LmdbStore(opts.dataDir);
     this.dp = opts.dataPlane ?? new KernelDataPlane(log.child({ component: 'dataplane' }));
     this.ipam = new IpamService(this.store, this.now);
-    this.host = new HostNetwork(this.store, this.dp, log.child({ component: 'host' }), opts.mtu);
+    this.host = new HostNetwork(this.store, this.dp, log.child({ component: 'host' }), opts.mtu, () => {
+      if (opts.conntrackBypass === false) return undefined;
+      const u = opts.mesh ? this.underlay : undefined;
+      return u ? { tunnel: { local: u.ip, port: VXLAN_PORT } } : {};
+    });
     this.attachments = new Attachments(this.store, this.ipam, this.dp, this.host, log.child({ component: 'attach' }), this.now, { subnet: DEFAULT_SUBNET, mtu: opts.mtu });
     this.reconciler = new Reconciler(this.attachments, this.host, log.child({ component: 'reconcile' }), this.now);
     this.metrics = new Metrics({
@@ -143,6 +150,9 @@ export class Daemon {
       const olog = log.child({ component: 'overlay' });
       this.overlay = new OverlayService(new KernelOverlay(olog), this.cluster, () => this.localNetworks(), () => this.underlay, olog, {
         repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000,
+      }, {
+        network: (name) => ({ name, bridge: bridgeNameFor(name), mtu: opts.mtu }),
+        hold: (nets) => this.host.holdRelayBridges(nets.map((n) => ({ network: n.name, bridge: n.bridge }))),
       });
       // A new local network (first container on it) needs its VXLAN device at once, not at the next gossip.
       this.attachments.onChange((a, removed) => { if (this.noteLocalNetwork(a, removed)) this.overlay?.schedule(); });
@@ -236,7 +246,7 @@ export class Daemon {
       targets: st.targets.length,
       ...(this.overlay ? { overlay: (() => {
         const o = this.overlay.status();
-        return { enabled: o.enabled, ...(o.reason ? { reason: o.reason } : {}), peers: o.routes.length, relayed: o.routes.filter((r) => r.via !== undefined).length, endpoints: o.endpoints, ...(o.lastSync ? { lastSync: o.lastSync.at } : {}), pathMtuFailures: o.pathMtu.filter((p) => !p.ok).length };
+        return { enabled: o.enabled, ...(o.reason ? { reason: o.reason } : {}), peers: o.routes.length, relayed: o.routes.filter((r) => r.via !== undefined).length, endpoints: o.endpoints, ...(o.lastSync ? { lastSync: o.lastSync.at } : {}), pathMtuFailures: o.pathMtu.filter((p) => !p.ok).length, relayOnly: o.relayOnly };
       })() } : {}),
       ...(this.ring ? { ipam: (() => { const r = this.ring.status(); return { state: r.state, owned: r.ownedSize, free: r.free }; })() } : {}),
       ...(this.objects ? { objects: this.objects.status() } : {}),

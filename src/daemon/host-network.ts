@@ -8,7 +8,7 @@ import type { Store, StoreTx } from '../adapters/store/store.js';
 import type { BridgeSpec, DataPlane } from '../core/dataplane/types.js';
 import { ConflictError } from '../core/errors.js';
 import type { Subnet } from '../core/ipam/model.js';
-import { type SubnetBinding, desiredBridges, desiredNat, natIsEmpty } from '../core/plan/desired.js';
+import { type BypassOptions, type SubnetBinding, desiredBridges, desiredNat, natIsEmpty } from '../core/plan/desired.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
 
@@ -36,10 +36,23 @@ export class HostNetwork {
    * retries) or is repaired by the periodic reconcile.
    */
   private readonly ensured = new Map<string, { key: string; mac: string }>();
+  /**
+   * Bridges of networks this host relays for others without running a
+   * container of them (bridge -> network): kept, bare while no container
+   * uses them, instead of removed as unused.
+   */
+  private readonly relayHeld = new Map<string, string>();
   /** Ready attachments masquerading each source CIDR; built from the store on first use. */
   private masqUsers?: Map<string, number>;
 
-  constructor(private readonly store: Store, private readonly dp: DataPlane, private readonly log: Logger, private readonly mtu: number) {}
+  constructor(
+    private readonly store: Store,
+    private readonly dp: DataPlane,
+    private readonly log: Logger,
+    private readonly mtu: number,
+    /** The conntrack bypass of the NAT table (undefined: off, `--no-conntrack-bypass`). */
+    private readonly bypass: () => BypassOptions | undefined = () => ({}),
+  ) {}
 
   /**
    * Records (inside the caller's transaction) that `subnet` is served by
@@ -92,6 +105,8 @@ export class HostNetwork {
   async settleBridge(name: string): Promise<void> {
     await this.bridgeLock.run(name, async () => {
       if (this.unbindIfUnused(name)) {
+        const network = this.relayHeld.get(name);
+        if (network !== undefined) { await this.ensureSpec(this.relaySpec(name, network)); return; }
         this.ensured.delete(name);
         await this.dp.removeBridge(name);
         return;
@@ -99,6 +114,38 @@ export class HostNetwork {
       const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
       if (spec) await this.ensureSpec(spec);
     });
+  }
+
+  /** A relayed network's bridge: what the store wants while containers use it, else a bare bridge (no gateway: it only carries frames). */
+  private relaySpec(bridge: string, network: string): BridgeSpec {
+    const bound = this.store.read((tx) => {
+      if (!tx.listAttachments().some((a) => a.bridge === bridge)) return undefined;
+      return desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu).find((b) => b.name === bridge);
+    });
+    return bound ?? { name: bridge, network, mtu: this.mtu, addresses: [] };
+  }
+
+  /**
+   * Makes the relay-held bridges exactly `nets` (the overlay's relay-only
+   * networks): each is ensured against the kernel (this repairs one deleted
+   * by hand), and one no longer relayed is removed unless a container uses it.
+   */
+  async holdRelayBridges(nets: readonly { readonly network: string; readonly bridge: string }[]): Promise<void> {
+    const want = new Map(nets.map((n) => [n.bridge, n.network]));
+    for (const [bridge, network] of want) {
+      this.relayHeld.set(bridge, network);
+      await this.bridgeLock.run(bridge, () => this.ensureSpec(this.relaySpec(bridge, network)));
+    }
+    for (const bridge of [...this.relayHeld.keys()]) {
+      if (want.has(bridge)) continue;
+      this.relayHeld.delete(bridge);
+      await this.bridgeLock.run(bridge, async () => {
+        if (!this.unbindIfUnused(bridge)) return;
+        this.ensured.delete(bridge);
+        await this.dp.removeBridge(bridge);
+        this.log.info('relay bridge removed: no longer relaying its network', { bridge });
+      });
+    }
   }
 
   bindings(tx: StoreTx): SubnetBinding[] {
@@ -181,9 +228,14 @@ export class HostNetwork {
       });
       ensured.push(s.name);
     }
+    for (const [bridge, network] of this.relayHeld) {
+      if (used.has(bridge)) continue;
+      await this.bridgeLock.run(bridge, () => this.ensureSpec(this.relaySpec(bridge, network)));
+      ensured.push(bridge);
+    }
     const removed: string[] = [];
     for (const b of await this.dp.listOwnedBridges()) {
-      if (used.has(b.name)) continue;
+      if (used.has(b.name) || this.relayHeld.has(b.name)) continue;
       await this.bridgeLock.run(b.name, async () => {
         // Re-check under the lock: an ADD may have started using it meanwhile.
         if (!this.unbindIfUnused(b.name)) return;
@@ -207,7 +259,7 @@ export class HostNetwork {
     const run = this.natRun.catch(() => undefined).then(async () => {
       this.natDirty = false;
       this.natFailed = true;
-      const spec = this.store.read((tx) => desiredNat(tx.listAttachments(), this.subnetsMap(tx)));
+      const spec = this.store.read((tx) => desiredNat(tx.listAttachments(), this.subnetsMap(tx), this.bypass()));
       if (natIsEmpty(spec)) {
         if (this.natApplied) { await this.dp.removeNat(); this.natApplied = false; }
         this.natFailed = false;

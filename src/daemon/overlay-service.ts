@@ -6,7 +6,7 @@
  * someone deleted by hand. A path-MTU probe per peer finds black holes.
  */
 import type { OverlayDataPlane } from '../adapters/kernel/overlay-kernel.js';
-import { type ClusterState, relayNeeded } from '../core/cluster/state.js';
+import { type ClusterState, relayNeeded, relayNetworks } from '../core/cluster/state.js';
 import type { Underlay } from '../core/cluster/underlay.js';
 import type { OverlayInput, OverlayNetworkInput, OverlayNote, OverlayPeerRoute, PathMtuResult } from '../core/dataplane/overlay-types.js';
 import { duePathMtuProbes, mergePathMtuResults, pathMtuTargets } from '../core/dataplane/overlay-mtu.js';
@@ -18,6 +18,8 @@ export interface OverlayStatus {
   readonly reason?: string;
   readonly lastSync?: { readonly at: string; readonly ms: number; readonly changes: Record<string, number>; readonly ok: boolean; readonly error?: string };
   readonly networks: readonly string[];
+  /** Of `networks`, those carried only for others (no container here): a bare bridge relays them. */
+  readonly relayOnly: readonly string[];
   readonly routes: readonly OverlayPeerRoute[];
   readonly endpoints: number;
   readonly notes: readonly OverlayNote[];
@@ -36,6 +38,7 @@ export class OverlayService {
   private last?: OverlayStatus['lastSync'];
   private routes: readonly OverlayPeerRoute[] = [];
   private networks: readonly string[] = [];
+  private relayOnly: readonly string[] = [];
   private endpoints = 0;
   private notes: readonly OverlayNote[] = [];
   private pathMtu: PathMtuResult[] = [];
@@ -49,6 +52,11 @@ export class OverlayService {
     private readonly underlay: () => Underlay | undefined,
     private readonly log: Logger,
     private readonly opts: { repairMs: number; probeMs: number },
+    /** Networks relayed without a local container: how one looks here, and keeping their bridges. */
+    private readonly relayOnlyNets?: {
+      readonly network: (name: string) => OverlayNetworkInput;
+      readonly hold: (nets: readonly OverlayNetworkInput[]) => Promise<void>;
+    },
   ) {
     cluster.onChange(() => this.schedule());
   }
@@ -93,9 +101,13 @@ export class OverlayService {
     return this.running;
   }
 
-  private input(u: Underlay): { input: OverlayInput; relay: boolean } {
+  private input(u: Underlay): { input: OverlayInput; relay: boolean; relayOnly: OverlayNetworkInput[] } {
     const hosts = this.cluster.hosts();
-    const nets = this.localNetworks();
+    const localNets = this.localNetworks();
+    const here = new Set(localNets.map((n) => n.name));
+    // A relay carries a network whether or not it runs a container of it (Weave relays everything).
+    const relayOnly = this.relayOnlyNets ? relayNetworks(hosts).filter((n) => !here.has(n)).map((n) => this.relayOnlyNets!.network(n)) : [];
+    const nets = [...localNets, ...relayOnly];
     const local = new Set(nets.map((n) => n.name));
     const peers: { peer: string; ip: string; via?: string }[] = [];
     const endpoints: { network: string; peer: string; mac: string; ips: readonly string[] }[] = [];
@@ -104,7 +116,7 @@ export class OverlayService {
       peers.push({ peer: h.peer, ip: h.underlay, ...(h.via !== undefined ? { via: h.via } : {}) });
       for (const e of h.endpoints) if (local.has(e.network)) endpoints.push({ network: e.network, peer: h.peer, mac: e.mac, ips: e.ips });
     }
-    return { input: { localPeer: this.cluster.self, underlay: { ip: u.ip, dev: u.dev }, networks: nets, peers, endpoints }, relay: relayNeeded(hosts) };
+    return { input: { localPeer: this.cluster.self, underlay: { ip: u.ip, dev: u.dev }, networks: nets, peers, endpoints }, relay: relayNeeded(hosts), relayOnly };
   }
 
   private async runOnce(): Promise<void> {
@@ -112,8 +124,12 @@ export class OverlayService {
     if (!u) return;
     const t0 = Date.now();
     try {
-      const { input, relay } = this.input(u);
+      const { input, relay, relayOnly } = this.input(u);
+      // Bridges first: the VXLAN devices are enslaved to them. Dropped ones go after the sync, with their devices.
+      if (relayOnly.length > 0 || this.relayOnly.length > 0) await this.relayOnlyNets?.hold([...relayOnly, ...this.relayOnly.filter((n) => !relayOnly.some((r) => r.name === n)).map((n) => this.relayOnlyNets!.network(n))]);
       const { plan, report } = await this.kernel.sync(input, { relay });
+      if (this.relayOnly.some((n) => !relayOnly.some((r) => r.name === n))) await this.relayOnlyNets?.hold(relayOnly);
+      this.relayOnly = relayOnly.map((n) => n.name);
       this.syncs++;
       this.routes = plan.routes;
       this.networks = input.networks.map((n) => n.name);
@@ -160,7 +176,7 @@ export class OverlayService {
   status(): OverlayStatus {
     return {
       enabled: this.disabled === undefined, ...(this.disabled ? { reason: this.disabled } : {}), ...(this.last ? { lastSync: this.last } : {}),
-      networks: this.networks, routes: this.routes, endpoints: this.endpoints, notes: this.notes, pathMtu: this.pathMtu, syncs: this.syncs,
+      networks: this.networks, relayOnly: this.relayOnly, routes: this.routes, endpoints: this.endpoints, notes: this.notes, pathMtu: this.pathMtu, syncs: this.syncs,
     };
   }
 

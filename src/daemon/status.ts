@@ -30,7 +30,7 @@ export interface ClusterSummary {
   readonly underlay: { readonly ip: string; readonly dev: string; readonly mtu: number } | null;
   readonly peers: { readonly known: number; readonly reachable: number; readonly connected: number };
   readonly targets: number;
-  readonly overlay?: { readonly enabled: boolean; readonly reason?: string; readonly peers: number; readonly relayed: number; readonly endpoints: number; readonly lastSync?: string; readonly pathMtuFailures: number };
+  readonly overlay?: { readonly enabled: boolean; readonly reason?: string; readonly peers: number; readonly relayed: number; readonly endpoints: number; readonly lastSync?: string; readonly pathMtuFailures: number; readonly relayOnly: readonly string[] };
   readonly ipam?: { readonly state: string; readonly owned: string; readonly free: string };
   /** Replicated subnets, pools and reservations (cluster.objects), and those that could not be applied here. */
   readonly objects?: { readonly objects: number; readonly conflicts: readonly { readonly key: string; readonly reason: string; readonly since: string }[] };

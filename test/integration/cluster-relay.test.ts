@@ -3,7 +3,8 @@
  * cut (an nftables table of the test's own in A's namespace drops every
  * packet to and from C's underlay address), while both reach B. The routers
  * route around it: A lists C as relayed via B, A's and C's containers
- * exchange pings and TCP through B's relay VXLAN device, and a broadcast
+ * exchange pings and TCP through B's relay VXLAN device (B runs no
+ * container of that network: it relays on a bare bridge), and a broadcast
  * burst from a container does not storm across the relay.
  */
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { addContainer, buildCluster, pingEventually, type SimCluster, type SimCo
 import { capture, logsOf, meshOf, tcpRoundTrip } from '../helpers/cluster-faults.js';
 import { exec } from '../helpers/exec.js';
 import { waitFor, weftJson } from '../helpers/it-kit.js';
+import { weftConf } from '../helpers/router.js';
 import { World, canCreateNetns } from '../helpers/world.js';
 
 const skip = canCreateNetns() ? false : 'needs root on Linux (creates network namespaces)';
@@ -40,9 +42,8 @@ before(async () => {
   assert.equal((await exec('ping', ['-c', '1', '-W', '1', b.ip], { netns: c.ns.name })).code, 0, 'C reaches B');
   await Promise.all(cl.hosts.map((h) => h.router.start()));
   await waitMeshConverged(cl.hosts, 20_000);
-  // B runs a container too: a host relays only the networks it has a bridge for, i.e. that have a
-  // container there (today a relay host without one drops the relayed frames).
-  for (const h of cl.hosts) cs.set(h.name, await addContainer(world, h, `c${h.name}`));
+  // B runs no container: it relays the network all the same (a bare bridge, no gateway).
+  for (const h of [a, c]) cs.set(h.name, await addContainer(world, h, `c${h.name}`));
 });
 after(() => world.cleanup());
 
@@ -73,12 +74,9 @@ test('A lists C as relayed via B (and C lists A), with no direct connection betw
 test('containers on A and C ping each other and carry TCP through B', { skip, timeout: 90_000 }, async () => {
   const ca = cs.get('a')!;
   const cc = cs.get('c')!;
-  const cb = cs.get('b')!;
-  assert.equal(new Set([ca.ip, cb.ip, cc.ip]).size, 3, 'distinct addresses');
+  assert.notEqual(ca.ip, cc.ip, 'distinct addresses');
   assert.ok(await pingEventually(ca.ns, cc.ip, 20_000), `a -> c (${cc.ip})\n${logsOf(cl.hosts)}`);
   assert.ok(await pingEventually(cc.ns, ca.ip, 20_000), `c -> a (${ca.ip})`);
-  assert.ok(await pingEventually(ca.ns, cb.ip, 10_000), 'a -> b still direct');
-  assert.ok(await pingEventually(cc.ns, cb.ip, 10_000), 'c -> b still direct');
   // The path is through B: on B's switch port, A's echo requests arrive from A's underlay address
   // and leave again, in B's own VXLAN packets, towards C's.
   const cap = await capture(world, cl.sw, b.swPort, 'udp port 4789');
@@ -97,6 +95,9 @@ test('a broadcast burst from a container does not storm across the relay', { ski
   const ca = cs.get('a')!;
   const cc = cs.get('c')!;
   assert.ok(await pingEventually(ca.ns, cc.ip, 10_000));
+  // A container on B for the burst: A replicates broadcasts only to peers with containers on the network.
+  const cb = await addContainer(world, b, 'cbb');
+  assert.ok(await pingEventually(ca.ns, cb.ip, 10_000), 'a -> b');
   const BURST = 50;
   // Every VXLAN packet on each host's switch port (both directions) during the burst.
   const caps = await Promise.all(cl.hosts.map((h) => capture(world, cl.sw, h.swPort, 'udp port 4789')));
@@ -116,4 +117,41 @@ test('a broadcast burst from a container does not storm across the relay', { ski
   for (const [n, pkts] of [['A', onA], ['B', onB], ['C', onC]] as const) assert.ok(pkts.length <= bound, `bounded on ${n}'s underlay: ${pkts.length} > ${bound}\n${dump(pkts)}`);
   // The mesh and the relayed path are still fine afterwards.
   assert.ok(await pingEventually(cc.ns, ca.ip, 10_000), 'c -> a after the burst');
+  const out = await b.router.cni({ command: 'DEL', containerId: cb.id, netns: cb.ns.path, ifname: 'eth0' }, weftConf());
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+});
+
+interface OverlayView { networks: string[]; relayOnly: string[] }
+
+/** B's bridge of the default network: its IPv4 addresses, or undefined when it does not exist. */
+async function bridgeV4(h: SimHost): Promise<string[] | undefined> {
+  const r = await exec('ip', ['-j', '-4', 'addr', 'show', 'dev', 'weft'], { netns: h.ns.name });
+  if (r.code !== 0) return undefined;
+  return ((JSON.parse(r.stdout) as { addr_info: { local: string }[] }[])[0]?.addr_info ?? []).map((x) => x.local);
+}
+
+test('B relays a network it runs no container of; a container coming and going on B keeps the relay', { skip, timeout: 90_000 }, async () => {
+  const ca = cs.get('a')!;
+  const cc = cs.get('c')!;
+  const ov = (): Promise<OverlayView> => b.router.api().get<OverlayView>('/v1/overlay');
+  // The container of the previous test is gone; a reconcile takes the gateway off the bridge the relay keeps.
+  await b.router.api().post('/v1/reconcile', {});
+  assert.ok(await waitFor(async () => JSON.stringify((await ov()).relayOnly) === '["weft"]', 10_000), `B carries "weft" only for others: ${JSON.stringify(await ov())}`);
+  assert.deepEqual(await bridgeV4(b), [], 'a bare bridge on B: no gateway address');
+  const human = await b.router.weft('status');
+  assert.match(human.stdout, /relaying for others: weft/);
+  // A container on B: the bridge gets its gateway, the network is B's own, all three reach each other.
+  const cb = await addContainer(world, b, 'cb');
+  assert.ok(await waitFor(async () => (await ov()).relayOnly.length === 0, 10_000), 'weft is local on B now');
+  assert.equal((await bridgeV4(b))?.length, 1, 'the gateway is on B\'s bridge');
+  assert.ok(await pingEventually(ca.ns, cb.ip, 10_000), 'a -> b');
+  assert.ok(await pingEventually(cc.ns, cb.ip, 10_000), 'c -> b');
+  // It goes again; a reconcile (which removes unused bridges) keeps the relay's, bare.
+  const out = await b.router.cni({ command: 'DEL', containerId: cb.id, netns: cb.ns.path, ifname: 'eth0' }, weftConf());
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  await b.router.api().post('/v1/reconcile', {});
+  assert.ok(await waitFor(async () => (await ov()).relayOnly.includes('weft'), 10_000), 'relayed only again');
+  assert.ok(await waitFor(async () => JSON.stringify(await bridgeV4(b)) === '[]', 10_000), `the bridge stays, without its gateway: ${JSON.stringify(await bridgeV4(b))}`);
+  assert.ok(await pingEventually(ca.ns, cc.ip, 10_000), 'a -> c still relayed through B');
+  assert.ok(await pingEventually(cc.ns, ca.ip, 10_000), 'c -> a');
 });

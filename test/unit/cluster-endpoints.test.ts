@@ -152,3 +152,20 @@ test('relayNeeded: a relayed host, or two direct neighbours that are not connect
   // An unreachable host does not count.
   assert.equal(relayNeeded([h('b', { self: true }), h('a', { connections: ['b'] }), h('c', { reachable: false, direct: false })]), false);
 });
+
+test('relayNetworks: the networks two unconnected direct neighbours both have containers on', async () => {
+  const { relayNetworks } = await import('../../src/core/cluster/state.js');
+  const ep = (network: string) => ({ network, containerId: `c-${network}`, ifname: 'eth0', mac: '02:00:00:00:00:01', ips: ['10.0.0.1'] });
+  const h = (peer: string, o: { self?: boolean; direct?: boolean; connections?: string[]; reachable?: boolean; nets?: string[] } = {}) => ({
+    peer, nickname: peer, underlay: null, self: o.self ?? false, reachable: o.reachable ?? true, direct: o.direct ?? true, connections: o.connections ?? [], endpoints: (o.nets ?? []).map(ep),
+  });
+  // b between a and c (not connected to each other): the networks both have, not the others; b's own do not matter.
+  assert.deepEqual(relayNetworks([h('b', { self: true, nets: ['mine'] }), h('a', { connections: ['b'], nets: ['weft', 'x', 'only-a'] }), h('c', { connections: ['b'], nets: ['x', 'weft', 'only-c'] })]), ['weft', 'x']);
+  // a and c connected (either side says so): nothing to relay.
+  assert.deepEqual(relayNetworks([h('b', { self: true }), h('a', { connections: ['b', 'c'], nets: ['weft'] }), h('c', { connections: ['b'], nets: ['weft'] })]), []);
+  // c unreachable or not a direct neighbour: not carried here.
+  assert.deepEqual(relayNetworks([h('b', { self: true }), h('a', { connections: ['b'], nets: ['weft'] }), h('c', { reachable: false, direct: false, nets: ['weft'] })]), []);
+  assert.deepEqual(relayNetworks([h('b', { self: true }), h('a', { connections: ['b'], nets: ['weft'] }), h('c', { direct: false, nets: ['weft'] })]), []);
+  // Three neighbours, two pairs unconnected.
+  assert.deepEqual(relayNetworks([h('s', { self: true }), h('a', { connections: ['s', 'c'], nets: ['n1'] }), h('b', { connections: ['s'], nets: ['n1', 'n2'] }), h('c', { connections: ['s', 'a'], nets: ['n2'] })]), ['n1', 'n2']);
+});

@@ -100,3 +100,26 @@ test('desiredNat: a v6-only container publishes its ports (no hostIP = every hos
   // a hostIP that is not an address maps nothing
   assert.deepEqual(desiredNat([att({ ips: [{ subnet: 'a', address: '10.32.0.5/12' }], portMappings: [{ hostPort: 80, containerPort: 80, protocol: 'tcp', hostIP: 'eth0' }] })], subnets(s4)).portMappings, []);
 });
+
+test('desiredNat with the conntrack bypass: every subnet in use except one that publishes ports without masquerade; the tunnel passed through', () => {
+  const pm = { hostPort: 8080, containerPort: 80, protocol: 'tcp' as const };
+  const list = [
+    att({ containerId: 'c1', ipMasq: true, ips: [{ subnet: 'a', address: '10.32.0.5/12' }], portMappings: [pm] }),
+    att({ containerId: 'c2', ipMasq: false, ips: [{ subnet: 'b', address: '10.4.0.6/16' }] }),
+    att({ containerId: 'c3', ipMasq: false, ips: [{ subnet: 'v6', address: 'fd00:1::5/64' }], portMappings: [{ ...pm, hostPort: 8081 }] }),
+    att({ containerId: 'c4', ipMasq: false, ips: [{ subnet: 'nogw', address: '10.9.0.4/24' }] }),
+    att({ containerId: 'c5', state: 'creating', ipMasq: true, ips: [{ subnet: 'unused', address: '10.99.0.7/16' }] }),
+  ];
+  const all = subnets(s4, s4b, s6, sNone);
+  const nat = desiredNat(list, all, { tunnel: { local: '192.0.2.1', port: 4789 } });
+  assert.deepEqual(nat.untracked, [
+    { cidr: '10.32.0.0/12', gateway: '10.32.0.1' }, // masqueraded: a hairpin is masqueraded to the gateway, which stays tracked
+    { cidr: '10.4.0.0/16', gateway: '10.4.255.254' },
+    { cidr: '10.9.0.0/24' },
+  ], 'v6 publishes a port without masquerade: its hairpin replies are bridged and need conntrack');
+  assert.deepEqual(nat.tunnel, { local: '192.0.2.1', port: 4789 });
+  assert.deepEqual(desiredNat(list, all, {}).tunnel, undefined);
+  const off = desiredNat(list, all);
+  assert.equal(off.untracked, undefined, 'no bypass options: nothing untracked');
+  assert.equal(off.tunnel, undefined);
+});

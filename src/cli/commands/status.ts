@@ -81,7 +81,7 @@ function explain(s: RouterStatus): string {
     lines.push(`  Peer:         ${c.peer} (${c.nickname}), listening on ${c.listen}`);
     lines.push(`  Underlay:     ${c.underlay ? `${c.underlay.ip} on ${c.underlay.dev} (MTU ${c.underlay.mtu})` : 'none'}`);
     lines.push(`  Peers:        ${c.peers.known} known, ${c.peers.reachable} reachable, ${c.peers.connected} connections, ${c.targets} targets (weft status peers|connections|targets)`);
-    if (c.overlay) lines.push(`  Overlay:      ${c.overlay.enabled ? `VXLAN to ${c.overlay.peers} peers (${c.overlay.relayed} relayed), ${c.overlay.endpoints} remote containers${c.overlay.lastSync ? `, last applied ${c.overlay.lastSync}` : ''}${c.overlay.pathMtuFailures ? `, ${c.overlay.pathMtuFailures} path MTU black holes` : ''}` : `disabled: ${c.overlay.reason}`}`);
+    if (c.overlay) lines.push(`  Overlay:      ${c.overlay.enabled ? `VXLAN to ${c.overlay.peers} peers (${c.overlay.relayed} relayed), ${c.overlay.endpoints} remote containers${c.overlay.lastSync ? `, last applied ${c.overlay.lastSync}` : ''}${c.overlay.pathMtuFailures ? `, ${c.overlay.pathMtuFailures} path MTU black holes` : ''}${c.overlay.relayOnly?.length ? `, relaying for others: ${c.overlay.relayOnly.join(', ')}` : ''}` : `disabled: ${c.overlay.reason}`}`);
     if (c.ipam) lines.push(`  IPAM ring:    ${c.ipam.state}, owns ${c.ipam.owned} addresses (${c.ipam.free} free) (weft status ipam)`);
   }
   for (const w of s.warnings) lines.push(`  Warning: ${w}`);

@@ -81,3 +81,25 @@ export function relayNeeded(hosts: readonly ClusterHost[]): boolean {
   }
   return false;
 }
+
+/**
+ * Networks this host must carry as a relay although it may run no container
+ * of them: those with containers on two of its direct neighbours that are not
+ * connected to each other (either may send the other's traffic through this
+ * host). When several hosts could relay, each carries the network: a superset
+ * of what routing picks, at the cost of an idle bridge and devices.
+ */
+export function relayNetworks(hosts: readonly ClusterHost[]): string[] {
+  const direct = hosts.filter((h) => !h.self && h.reachable && h.direct);
+  const nets = direct.map((h) => new Set(h.endpoints.map((e) => e.network)));
+  const out = new Set<string>();
+  for (let i = 0; i < direct.length; i++) {
+    for (let j = i + 1; j < direct.length; j++) {
+      const a = direct[i]!;
+      const b = direct[j]!;
+      if (a.connections.includes(b.peer) || b.connections.includes(a.peer)) continue;
+      for (const n of nets[i]!) if (nets[j]!.has(n)) out.add(n);
+    }
+  }
+  return [...out].sort();
+}

@@ -16,7 +16,7 @@ import { InvalidConfigError } from '../errors.js';
 import type { Family } from '../ip/addr.js';
 import type { Cidr } from '../ip/cidr.js';
 import { canonicalCidr, canonicalIp, cidrText, ipText } from './spec-checks.js';
-import type { NatSpec, PortMappingSpec } from './types.js';
+import type { NatSpec, PortMappingSpec, TunnelSpec, UntrackedSubnet } from './types.js';
 
 export const NAT_TABLE_FAMILY = 'inet';
 export const NAT_TABLE_NAME = 'weft';
@@ -85,6 +85,63 @@ function masqueradeSources(spec: NatSpec): Cidr[] {
   return [...byText.values()].sort((a, b) => a.family - b.family || (a.base < b.base ? -1 : a.base > b.base ? 1 : a.prefix - b.prefix));
 }
 
+interface Untracked {
+  readonly cidr: Cidr;
+  readonly gateway?: string;
+}
+
+function untrackedSubnets(list: readonly UntrackedSubnet[]): Untracked[] {
+  const byText = new Map<string, Untracked>();
+  for (const u of list) {
+    const c = canonicalCidr(u.cidr, 'untracked subnet');
+    const g = u.gateway !== undefined ? canonicalIp(u.gateway, 'untracked subnet gateway') : undefined;
+    if (g !== undefined && g.family !== c.family) throw new InvalidConfigError(`gateway ${u.gateway} of ${u.cidr} is not of the subnet's family`);
+    byText.set(cidrText(c), { cidr: c, ...(g !== undefined ? { gateway: ipText(g) } : {}) });
+  }
+  return [...byText.values()].sort((a, b) => a.cidr.family - b.cidr.family || (a.cidr.base < b.cidr.base ? -1 : a.cidr.base > b.cidr.base ? 1 : a.cidr.prefix - b.cidr.prefix));
+}
+
+function tunnelMatch(t: TunnelSpec, dir: 'saddr' | 'daddr'): string {
+  const local = canonicalIp(t.local, 'tunnel local address');
+  checkPort(t.port, 'tunnel port');
+  return `${ipKw(local.family)} ${dir} ${ipText(local)} udp dport ${t.port}`;
+}
+
+/**
+ * The conntrack bypass (raw priority, before conntrack sees the packet).
+ * The NAT table makes the kernel track every connection in this netns, and
+ * with `bridge-nf-call-iptables=1` (the default wherever br_netfilter is
+ * loaded, and weft must not change it) that includes every bridged frame
+ * between containers and every VXLAN packet: about 20 % of the overlay's
+ * throughput. That traffic is never NATed, so tracking it buys nothing.
+ * What must stay tracked: anything to or from the gateway (a hairpin
+ * connection to a published port is masqueraded to the gateway, and its
+ * replies are un-NATed by conntrack), anything leaving the subnet
+ * (masquerade), and locally generated traffic (no prerouting).
+ */
+function bypassChains(untracked: readonly Untracked[], tunnel: TunnelSpec | undefined): string[] {
+  if (untracked.length === 0 && tunnel === undefined) return [];
+  const out: string[] = [];
+  out.push('  chain bypass_prerouting {');
+  out.push('    type filter hook prerouting priority raw; policy accept;');
+  for (const u of untracked) {
+    const k = ipKw(u.cidr.family);
+    const t = cidrText(u.cidr);
+    const gw = u.gateway !== undefined ? ` ${k} saddr != ${u.gateway} ${k} daddr != ${u.gateway}` : '';
+    out.push(`    ${k} saddr ${t} ${k} daddr ${t}${gw} notrack`);
+  }
+  if (tunnel !== undefined) out.push(`    ${tunnelMatch(tunnel, 'daddr')} notrack`);
+  out.push('  }');
+  if (tunnel !== undefined) {
+    // The VXLAN driver sends its packets through the output hook.
+    out.push('  chain bypass_output {');
+    out.push('    type filter hook output priority raw; policy accept;');
+    out.push(`    ${tunnelMatch(tunnel, 'saddr')} notrack`);
+    out.push('  }');
+  }
+  return out;
+}
+
 /** The full nft script (the three-statement atomic replace); feed it to `nft -f -`. */
 export function renderNatRuleset(spec: NatSpec): string {
   const sources = masqueradeSources(spec);
@@ -98,6 +155,7 @@ export function renderNatRuleset(spec: NatSpec): string {
   out.push(`table ${TABLE} {}`);
   out.push(`delete table ${TABLE}`);
   out.push(`table ${TABLE} {`);
+  out.push(...bypassChains(untrackedSubnets(spec.untracked ?? []), spec.tunnel));
 
   out.push('  chain postrouting {');
   out.push('    type nat hook postrouting priority srcnat; policy accept;');
@@ -119,30 +177,25 @@ export function renderNatRuleset(spec: NatSpec): string {
   // Port mappings only apply to traffic addressed to this host: `fib daddr
   // type local` keeps forwarded traffic to other hosts on the same port, and
   // (in output) the host's own connections to remote services, untouched.
-  out.push('  chain prerouting {');
-  out.push('    type nat hook prerouting priority dstnat; policy accept;');
-  if (sorted.length > 0) out.push('    fib daddr type local jump portmaps');
-  out.push('  }');
-  out.push('  chain output {');
-  out.push('    type nat hook output priority -100; policy accept;');
-  if (sorted.length > 0) out.push('    fib daddr type local jump portmaps');
-  out.push('  }');
-  out.push('  chain portmaps {');
-  for (const m of sorted) out.push(`    ${mappingRule(m)}`);
-  out.push('  }');
-
-  // Accept container traffic in our own forward hook. Note for operators: in
-  // nftables an accept ends evaluation of this base chain only; a drop verdict
-  // in another table's forward chain (or iptables' FORWARD policy) still wins.
-  out.push('  chain forward {');
-  out.push('    type filter hook forward priority filter; policy accept;');
-  for (const c of sources) {
-    const k = ipKw(c.family);
-    const t = cidrText(c);
-    out.push(`    ${k} saddr ${t} accept`);
-    out.push(`    ${k} daddr ${t} accept`);
+  // Without mappings there are no DNAT chains at all: every base chain is a
+  // hook every packet (and, under br_netfilter, every bridged frame) visits.
+  if (sorted.length > 0) {
+    out.push('  chain prerouting {');
+    out.push('    type nat hook prerouting priority dstnat; policy accept;');
+    out.push('    fib daddr type local jump portmaps');
+    out.push('  }');
+    out.push('  chain output {');
+    out.push('    type nat hook output priority -100; policy accept;');
+    out.push('    fib daddr type local jump portmaps');
+    out.push('  }');
+    out.push('  chain portmaps {');
+    for (const m of sorted) out.push(`    ${mappingRule(m)}`);
+    out.push('  }');
   }
-  out.push('  }');
+  // No filter chain: an accept in weft's table would not override a drop in
+  // another table (nftables evaluates every base chain of a hook), so it
+  // would only cost a hook per forwarded packet. A host whose forward policy
+  // drops must allow the container subnets itself (docs/operations.md).
   out.push('}');
   return out.join('\n') + '\n';
 }

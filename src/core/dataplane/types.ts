@@ -63,6 +63,25 @@ export interface PortMappingSpec {
 export interface NatSpec {
   readonly masquerade: readonly string[]; // source CIDRs to masquerade when leaving their own prefix
   readonly portMappings: readonly PortMappingSpec[];
+  /**
+   * Conntrack bypass: traffic between two addresses of one of these subnets,
+   * neither of them its gateway, is not tracked (it is bridged, never NATed).
+   */
+  readonly untracked?: readonly UntrackedSubnet[];
+  /** Conntrack bypass: the overlay's VXLAN packets to and from this host's underlay address are not tracked. */
+  readonly tunnel?: TunnelSpec;
+}
+
+export interface UntrackedSubnet {
+  readonly cidr: string;
+  readonly gateway?: string;
+}
+
+export interface TunnelSpec {
+  /** This host's underlay address. */
+  readonly local: string;
+  /** The VXLAN UDP port. */
+  readonly port: number;
 }
 
 export interface ContainerIfaceState {

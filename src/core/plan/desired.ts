@@ -5,7 +5,7 @@
  */
 import type { Attachment } from '../ipam/attachment.js';
 import type { Subnet } from '../ipam/model.js';
-import type { BridgeSpec, NatSpec, PortMappingSpec } from '../dataplane/types.js';
+import type { BridgeSpec, NatSpec, PortMappingSpec, TunnelSpec, UntrackedSubnet } from '../dataplane/types.js';
 import { parseCidr } from '../ip/cidr.js';
 import { tryParseIp } from '../ip/addr.js';
 
@@ -32,12 +32,23 @@ export function desiredBridges(bindings: readonly SubnetBinding[], subnets: Read
   return [...byBridge.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, e]) => ({ name, network: e.network, mtu, addresses: e.addresses.sort() }));
 }
 
-export function desiredNat(attachments: readonly Attachment[], subnets: ReadonlyMap<string, Subnet>): NatSpec {
+/** The conntrack bypass (nat-ruleset.ts): on unless the operator turned it off. */
+export interface BypassOptions {
+  /** The overlay's VXLAN endpoint on this host, when it has one. */
+  readonly tunnel?: TunnelSpec;
+}
+
+export function desiredNat(attachments: readonly Attachment[], subnets: ReadonlyMap<string, Subnet>, bypass?: BypassOptions): NatSpec {
   const masq = new Set<string>();
   const ports: PortMappingSpec[] = [];
+  const used = new Set<string>();
+  /** Subnets with a published port and no masquerade: a hairpin reply there is bridged and un-NATed by conntrack. */
+  const needTracking = new Set<string>();
   for (const a of attachments) {
     if (a.state !== 'ready') continue;
+    for (const ip of a.ips) used.add(ip.subnet);
     if (a.ipMasq) for (const ip of a.ips) { const s = subnets.get(ip.subnet); if (s) masq.add(s.cidr); }
+    if (a.portMappings.length > 0) for (const ip of a.ips) needTracking.add(ip.subnet);
     for (const pm of a.portMappings) {
       // No host address means every host address: publish on each family the container has.
       const families = pm.hostIP ? [tryParseIp(pm.hostIP)?.family] : [4, 6];
@@ -49,7 +60,15 @@ export function desiredNat(attachments: readonly Attachment[], subnets: Readonly
     }
   }
   ports.sort((x, y) => x.hostPort - y.hostPort || x.protocol.localeCompare(y.protocol) || x.containerIp.localeCompare(y.containerIp));
-  return { masquerade: [...masq].sort(), portMappings: ports };
+  const spec: NatSpec = { masquerade: [...masq].sort(), portMappings: ports };
+  if (!bypass) return spec;
+  const untracked: UntrackedSubnet[] = [];
+  for (const name of [...used].sort()) {
+    const s = subnets.get(name);
+    if (!s || (needTracking.has(name) && !masq.has(s.cidr))) continue;
+    untracked.push({ cidr: s.cidr, ...(s.gateway ? { gateway: s.gateway } : {}) });
+  }
+  return { ...spec, untracked, ...(bypass.tunnel ? { tunnel: bypass.tunnel } : {}) };
 }
 
 export function natIsEmpty(n: NatSpec): boolean {
