@@ -30,6 +30,7 @@ export interface ClusterApi {
   overlay(): unknown;
   rmpeer(name: string, force: boolean): unknown;
   reset(): Promise<unknown>;
+  acceptRing(): Promise<unknown>;
 }
 
 export const API_VERSION = 'v1';
@@ -86,6 +87,7 @@ export function buildRouter(deps: { ipam: IpamService; cni: CniHandler; metrics:
       return { body: cluster.rmpeer(b.name, b.force === true) };
     });
     r.add('POST', '/v1/ipam/reset', async () => ({ body: await cluster.reset() }));
+    r.add('POST', '/v1/ipam/accept-ring', async () => ({ body: await cluster.acceptRing() }));
   }
   return r;
 }

@@ -233,6 +233,7 @@ export class Daemon {
       overlay: () => this.overlay!.status(),
       rmpeer: (name, force) => this.ring!.rmpeer(name, force),
       reset: () => this.ring!.reset(),
+      acceptRing: () => this.ring!.acceptForeign(),
     };
   }
 
@@ -353,7 +354,7 @@ export class Daemon {
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
       ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),
       ...(last ? { lastReconcile: { at: last.at, summary: summarize(last), ok: last.errors.length === 0 } } : {}),
-      warnings: [...this.warnings, ...(this.overlay?.warnings() ?? []), ...(this.objects?.status().conflicts.map((c) => `replicated ${c.key} is not applied here: ${c.reason}`) ?? []), ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
+      warnings: [...this.warnings, ...(this.overlay?.warnings() ?? []), ...(this.objects?.status().conflicts.map((c) => `replicated ${c.key} is not applied here: ${c.reason}`) ?? []), ...(this.ring?.duplicateAddresses().map((d) => `address ${d.address} is in use here and on another host (found when the foreign IPAM ring was accepted: ${d.why}); restart the container that holds it here`) ?? []), ...(last?.errors.length ? [`last reconcile had errors: ${last.errors.join('; ')}`] : [])],
     };
   }
 

@@ -44,13 +44,19 @@ export interface Allocated {
   readonly previous?: Allocation;
 }
 
+export interface OwnedSpace {
+  readonly owned: readonly Interval[];
+  /** Of `owned`, what to allocate from only when the rest is full (AllocationRequest.lastResortSpace). */
+  readonly lastResort: readonly Interval[];
+}
+
 export class IpamService {
-  /** Which part of a subnet this host may allocate from (the IPAM ring's share); undefined = all of it. */
-  private ownedSpace: (subnet: Subnet) => readonly Interval[] | undefined = () => undefined;
+  /** Which part of a subnet this host may allocate from (the IPAM ring's share, inherited space last); undefined = all of it. */
+  private ownedSpace: (subnet: Subnet) => OwnedSpace | undefined = () => undefined;
 
   constructor(private readonly store: Store, private readonly now: () => Date) {}
 
-  setOwnedSpace(fn: (subnet: Subnet) => readonly Interval[] | undefined): void {
+  setOwnedSpace(fn: (subnet: Subnet) => OwnedSpace | undefined): void {
     this.ownedSpace = fn;
   }
 
@@ -264,7 +270,7 @@ export class IpamService {
       pools: tx.listPools(subnet.name),
       identity: args.identity,
       containerId: args.containerId,
-      ...(owned ? { ownedSpace: owned } : {}),
+      ...(owned ? { ownedSpace: owned.owned, lastResortSpace: owned.lastResort } : {}),
       ...(args.requestedIp !== undefined ? { requestedIp: args.requestedIp } : {}),
       ...(args.poolName !== undefined ? { poolName: args.poolName } : {}),
     });

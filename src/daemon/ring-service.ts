@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Store } from '../adapters/store/store.js';
 import { AddressElsewhereError, ConflictError, NotAvailableError, ShareExhaustedError } from '../core/errors.js';
-import { parseIp } from '../core/ip/addr.js';
+import { formatIp, parseIp } from '../core/ip/addr.js';
 import { type Cidr, cidrSize, formatCidr } from '../core/ip/cidr.js';
 import { type Interval, formatInterval, intervalsContain } from '../core/ip/ranges.js';
 import { CONSENSUS_CHANNEL, nicknameCandidates, RING_CHANNEL, RingNode, type RingNodeEvent, type RingNodeStatus, type RequestResult } from '../core/ipam-ring/index.js';
@@ -145,9 +145,9 @@ export class RingService {
   }
 
   /** For the allocator: the part of `subnet` this host may allocate from, or undefined when the ring does not manage it. */
-  ownedSpace(subnet: { name: string; cidr: string }): Interval[] | undefined {
+  ownedSpace(subnet: { name: string; cidr: string }): { owned: Interval[]; lastResort: Interval[] } | undefined {
     if (subnet.name !== this.opts.subnet || subnet.cidr !== formatCidr(this.opts.range)) return undefined;
-    return this.node.ownedRanges();
+    return { owned: this.node.ownedRanges(), lastResort: this.node.inheritedRanges() };
   }
 
   status(): RingNodeStatus {
@@ -239,6 +239,43 @@ export class RingService {
     const r = this.mesh.control(() => this.node.rmpeer(name, { force }));
     this.opts.onReclaimed?.([r.removed]);
     return { removed: r.removed, gained: r.gained.map((i) => formatInterval(this.opts.range.family, i)) };
+  }
+
+  /** Addresses in use here that another host also uses (found when a foreign ring was accepted). */
+  private duplicates: { address: string; why: string }[] = [];
+
+  /**
+   * The operator's way out of a genesis conflict (`weft accept-ring`): this
+   * host drops its own ring for the one it refused, then claims every address
+   * in use here that now lies in another host's share from that host. An
+   * address the owner refuses is in use there too: a duplicate, reported
+   * until the container holding it here is gone (it must be restarted to get
+   * a new address; weft never renumbers a running container).
+   */
+  async acceptForeign(): Promise<{ accepted: boolean; claimed: string[]; duplicates: { address: string; why: string }[] }> {
+    if (this.node.state() !== 'conflict') throw new ConflictError(`the IPAM ring is ${this.node.state()}, not in conflict: there is no refused ring to accept`, { hint: 'see `weft status ipam`' });
+    const accepted = this.mesh.control(() => this.node.acceptForeignRing());
+    this.arm();
+    const fam = this.opts.range.family;
+    const claimed: string[] = [];
+    const duplicates: { address: string; why: string }[] = [];
+    for (const v of this.allocations.used().filter((x) => !this.node.isOwner(x))) {
+      const address = formatIp({ family: fam, value: v });
+      const r = await this.request(() => this.node.claimAddress(v));
+      if (r.ok) claimed.push(address); else duplicates.push({ address, why: r.why });
+    }
+    this.duplicates = duplicates;
+    this.log.warn('IPAM ring: accepted the ring of another genesis', { claimed: claimed.length, duplicates });
+    return { accepted, claimed, duplicates };
+  }
+
+  /** Duplicates from acceptForeign whose address is still in use here. */
+  duplicateAddresses(): { address: string; why: string }[] {
+    if (this.duplicates.length === 0) return [];
+    const fam = this.opts.range.family;
+    const used = new Set(this.allocations.used().map((v) => formatIp({ family: fam, value: v })));
+    this.duplicates = this.duplicates.filter((d) => used.has(d.address));
+    return this.duplicates;
   }
 
   async reset(): Promise<{ status: string; message: string }> {

@@ -380,3 +380,35 @@ test('ownedSpace: dynamic allocation stays inside this host\'s share; explicit a
   const full = { ...empty, allocationAt: () => ({}) } as unknown as Parameters<typeof decide>[0];
   assert.throws(() => decide(full, base), /this host's share/);
 });
+
+test('lastResortSpace: inherited space is used only when the rest of the share is full, wherever the cursor is', async () => {
+  const { decide } = await import('../../src/core/ipam/allocator.js');
+  const { parseIp, formatIp } = await import('../../src/core/ip/addr.js');
+  const subnet = { name: 's', cidr: '10.9.0.0/24', gateway: '10.9.0.1', ranges: [], exclude: [], routes: [], dns: {}, tenants: [], sticky: false, createdAt: '', updatedAt: '' } as unknown as Parameters<typeof decide>[1]['subnet'];
+  const iv = (a: string, b: string) => ({ first: parseIp(a).value, last: parseIp(b).value });
+  // Owned: .10-.13 (inherited, first in address order) and .20-.21 (our own).
+  const owned = [iv('10.9.0.10', '10.9.0.13'), iv('10.9.0.20', '10.9.0.21')];
+  const lastResort = [iv('10.9.0.10', '10.9.0.13'), iv('10.9.0.200', '10.9.0.201')]; // the part outside `owned` is ignored
+  const taken = new Set<string>();
+  let cursor: bigint | undefined;
+  const view = {
+    allocationAt: (_s: string, ip: string) => (taken.has(ip) ? {} : undefined), reservationAt: () => undefined, reservationsOf: () => [], allocationsOf: () => [],
+    cursor: () => cursor, countInUse: () => taken.size, countInPool: () => 0,
+  } as unknown as Parameters<typeof decide>[0];
+  const base = { subnet, pools: [], identity: { namespace: 'default' }, containerId: 'c', ownedSpace: owned, lastResortSpace: lastResort };
+  const order: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const d = decide(view, base);
+    const ip = formatIp(d.ip);
+    order.push(ip);
+    taken.add(ip);
+    cursor = d.cursor!.value;
+  }
+  assert.deepEqual(order, ['10.9.0.20', '10.9.0.21', '10.9.0.10', '10.9.0.11', '10.9.0.12', '10.9.0.13']);
+  // One of our own comes free again while the cursor sits in the inherited space: it goes first.
+  taken.delete('10.9.0.20');
+  taken.delete('10.9.0.12');
+  cursor = parseIp('10.9.0.11').value;
+  assert.equal(formatIp(decide(view, base).ip), '10.9.0.20');
+  assert.throws(() => decide({ ...view, allocationAt: () => ({}) } as unknown as Parameters<typeof decide>[0], base), /this host's share/);
+});

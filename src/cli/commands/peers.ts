@@ -33,6 +33,14 @@ export function registerPeers(cli: CAC, ctx: Ctx): void {
       const r = await ctx.api(opts).post<{ removed: string; gained: string[] }>('/v1/ipam/rmpeer', { name, force: opts.force === true });
       emit(ctx.io, ctx.format(opts), r, () => `removed ${r.removed}; this host now owns ${r.gained.join(', ') || 'nothing more'}`);
     });
+  cli.command('accept-ring', 'Adopt the IPAM ring this router refused (genesis conflict: it was seeded apart from the cluster it joined); addresses in use here are claimed from their new owners, duplicates are listed').option(...OUTPUT_OPT).option(...SOCKET_OPT)
+    .action(async (opts: Record<string, unknown>) => {
+      const r = await ctx.api(opts).post<{ accepted: boolean; claimed: string[]; duplicates: { address: string; why: string }[] }>('/v1/ipam/accept-ring');
+      emit(ctx.io, ctx.format(opts), r, () => [
+        `accepted the other ring; ${r.claimed.length} address(es) in use here claimed from their new owners`,
+        ...r.duplicates.map((d) => `DUPLICATE ${d.address}: ${d.why}; restart the container that holds it here`),
+      ].join('\n'));
+    });
   cli.command('reset', 'Hand this router\'s address space to a live peer and leave the IPAM ring (before decommissioning the host)').option(...OUTPUT_OPT).option(...SOCKET_OPT)
     .action(async (opts: Record<string, unknown>) => {
       const r = await ctx.api(opts).post<{ status: string; message: string }>('/v1/ipam/reset');

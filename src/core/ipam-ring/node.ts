@@ -316,6 +316,12 @@ export class RingNode {
     return [...subtract(own, inh), ...inh];
   }
 
+  /** Of ownedRanges(), the space inherited from retired or reclaimed peers (the allocator's last resort). */
+  inheritedRanges(now = this.o.now()): Interval[] {
+    const own = this.ownedRanges(now);
+    return own.length ? intersect(normalize(this.inherited), normalize(own)) : [];
+  }
+
   /** Does the ring say we own `addr` (regardless of fencing)? */
   isOwner(addr: bigint): boolean {
     const r = this.ring;

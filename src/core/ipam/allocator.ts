@@ -6,7 +6,7 @@
  */
 import { type Ip, formatIp, tryParseIp } from '../ip/addr.js';
 import { cidrContains, parseCidr, usableRange } from '../ip/cidr.js';
-import { type Interval, intersect, intervalsContain, walkFrom } from '../ip/ranges.js';
+import { type Interval, intersect, intervalsContain, subtract, walkFrom } from '../ip/ranges.js';
 import { AddressElsewhereError, AddressUnavailableError, InvalidConfigError, ShareExhaustedError, PermissionDeniedError, QuotaExceededError, SubnetExhaustedError } from '../errors.js';
 import type { Allocation, Identity, Pool, Reservation, Subnet } from './model.js';
 import { identityKey } from './model.js';
@@ -41,6 +41,12 @@ export interface AllocationRequest {
    * Absent: the whole subnet (a subnet the ring does not manage).
    */
   readonly ownedSpace?: readonly Interval[];
+  /**
+   * The part of ownedSpace used only when the rest has no free address:
+   * space inherited from a peer that was reclaimed. If that peer was only
+   * cut off, not dead, its containers may still hold these addresses.
+   */
+  readonly lastResortSpace?: readonly Interval[];
 }
 
 export type AllocationReason = 'requested' | 'reserved' | 'sticky' | 'dynamic';
@@ -145,14 +151,17 @@ export function decide(view: AllocationView, req: AllocationRequest): Allocation
   checkQuota(view, subnet, pool);
   const whole = pool ? poolSpace(subnet, pool) : generalSpace(subnet, req.pools);
   const space = req.ownedSpace ? intersect(whole, req.ownedSpace) : whole;
+  const lastResort = req.lastResortSpace ? intersect(space, req.lastResortSpace) : [];
   const scope = pool ? `pool:${pool.name}` : '';
   const start = view.cursor(subnet.name, scope);
-  const from = start === undefined ? (space[0]?.first ?? 0n) : start + 1n;
-  for (const value of walkFrom(space, from)) {
-    const text = formatIp({ family: cidr.family, value });
-    if (view.allocationAt(subnet.name, text)) continue;
-    if (view.reservationAt(subnet.name, text)) continue;
-    return { ip: { family: cidr.family, value }, reason: 'dynamic', reuse: false, cursor: { scope, value }, ...(pool ? { pool } : {}) };
+  for (const tier of lastResort.length ? [subtract(space, lastResort), lastResort] : [space]) {
+    const from = start === undefined ? (tier[0]?.first ?? 0n) : start + 1n;
+    for (const value of walkFrom(tier, from)) {
+      const text = formatIp({ family: cidr.family, value });
+      if (view.allocationAt(subnet.name, text)) continue;
+      if (view.reservationAt(subnet.name, text)) continue;
+      return { ip: { family: cidr.family, value }, reason: 'dynamic', reuse: false, cursor: { scope, value }, ...(pool ? { pool } : {}) };
+    }
   }
   if (req.ownedSpace) {
     throw new ShareExhaustedError(`this host's share of subnet "${subnet.name}" (${subnet.cidr})${pool ? ` in pool "${pool.name}"` : ''} has no free address`, { hint: 'the router asks other peers for space; if none has any, release addresses (`weft ip list`) or see `weft status ipam`' });
