@@ -210,6 +210,28 @@ export class HostNetwork {
     return changed;
   }
 
+  /**
+   * Removes host ends of veths that carry weft's port alias but belong to no
+   * attachment (a data dir restored from an older copy or wiped while
+   * containers ran): their containers would keep addresses the store may
+   * hand out again. The kernel is listed before the store is read: an ADD
+   * records its attachment before it creates the veth, and a DEL removes the
+   * veth before the record, so a listed veth without a record is in no
+   * operation in flight.
+   */
+  async removeOrphanPorts(): Promise<string[]> {
+    const ports = await this.dp.listOwnedPorts();
+    if (ports.length === 0) return [];
+    const owned = new Set(this.store.read((tx) => tx.listAttachments()).map((a) => a.hostIfname).filter((n): n is string => n !== undefined));
+    const removed: string[] = [];
+    for (const p of ports) {
+      if (owned.has(p.name)) continue;
+      if (await this.dp.removeOwnedPort(p.name)) removed.push(p.name);
+    }
+    if (removed.length > 0) this.log.warn('removed veths that no attachment owns', { veths: removed });
+    return removed;
+  }
+
   /** Every bridge the store wants, plus removal of weft bridges nothing uses any more. */
   async reconcileBridges(): Promise<{ ensured: string[]; removed: string[] }> {
     const { specs, used } = this.store.read((tx) => {

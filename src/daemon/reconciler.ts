@@ -4,8 +4,9 @@
  * without DEL). Order matters:
  *  1. roll back ADDs that were in flight when the daemon died;
  *  2. release attachments whose container is gone (the netns no longer exists);
- *  3. recreate missing bridges and remove weft bridges nothing uses;
- *  4. rewrite the NAT table.
+ *  3. remove weft veths no attachment owns;
+ *  4. recreate missing bridges and remove weft bridges nothing uses;
+ *  5. rewrite the NAT table.
  */
 import type { Attachments } from './attachments.js';
 import type { HostNetwork } from './host-network.js';
@@ -18,6 +19,8 @@ export interface ReconcileReport {
   readonly collected: number;
   readonly bridgesEnsured: number;
   readonly bridgesRemoved: number;
+  /** Host ends of veths with weft's port alias that no attachment owned. */
+  readonly portsRemoved: number;
   readonly errors: readonly string[];
 }
 
@@ -25,6 +28,7 @@ export function summarize(r: ReconcileReport): string {
   const parts = [`${r.bridgesEnsured} bridge(s) in place`];
   if (r.rolledBack) parts.push(`${r.rolledBack} interrupted ADD(s) rolled back`);
   if (r.collected) parts.push(`${r.collected} attachment(s) of vanished containers released`);
+  if (r.portsRemoved) parts.push(`${r.portsRemoved} veth(s) no attachment owned removed`);
   if (r.bridgesRemoved) parts.push(`${r.bridgesRemoved} unused bridge(s) removed`);
   if (r.errors.length) parts.push(`${r.errors.length} error(s): ${r.errors.join('; ')}`);
   return parts.join(', ');
@@ -57,6 +61,12 @@ export class Reconciler {
     }
     const gone = await this.attachments.gc(undefined, (a) => a.state === 'creating' || a.mode === 'ipam' && !a.netns || this.attachments.containerAlive(a));
     errors.push(...gone.errors);
+    let portsRemoved = 0;
+    try {
+      portsRemoved = (await this.host.removeOrphanPorts()).length;
+    } catch (e) {
+      errors.push(`veths: ${toWeftError(e).message}`);
+    }
     let bridgesEnsured = 0;
     let bridgesRemoved = 0;
     try {
@@ -72,8 +82,8 @@ export class Reconciler {
     } catch (e) {
       errors.push(`nftables: ${toWeftError(e).message}`);
     }
-    const report: ReconcileReport = { at: this.now().toISOString(), rolledBack, collected: gone.released.length, bridgesEnsured, bridgesRemoved, errors };
-    if (rolledBack || gone.released.length || bridgesRemoved || errors.length) this.log.info('reconciled', { ...report });
+    const report: ReconcileReport = { at: this.now().toISOString(), rolledBack, collected: gone.released.length, bridgesEnsured, bridgesRemoved, portsRemoved, errors };
+    if (rolledBack || gone.released.length || bridgesRemoved || portsRemoved || errors.length) this.log.info('reconciled', { ...report });
     return report;
   }
 }

@@ -112,6 +112,30 @@ describe('router restarts', { skip }, () => {
     await delContainer(b);
   });
 
+  test('a veth with weft\'s port alias that no attachment owns is removed by the reconcile; its container loses the address, other veths stay', async () => {
+    const a = await addContainer();
+    // An orphan as a data dir restored from an older copy leaves it: a weft port on the bridge, an address in a container, no record.
+    const orphanNs = await world.netns('ro');
+    await execOk('ip', ['link', 'add', 'wvorphan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', orphanNs.name], { netns: host.name });
+    await execOk('ip', ['link', 'set', 'wvorphan0', 'alias', 'weft-port:weft', 'master', 'weft', 'up'], { netns: host.name });
+    await execOk('ip', ['addr', 'add', '10.85.0.200/24', 'dev', 'eth0'], { netns: orphanNs.name });
+    await execOk('ip', ['link', 'set', 'eth0', 'up'], { netns: orphanNs.name });
+    // Not weft's: no alias.
+    await execOk('ip', ['link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1'], { netns: host.name });
+    const rep = await router.api().post<{ portsRemoved: number; errors: string[] }>('/v1/reconcile');
+    assert.deepEqual(rep.errors, []);
+    assert.equal(rep.portsRemoved, 1);
+    assert.equal(await linkInfo(host.name, 'wvorphan0'), undefined, 'the orphan is gone');
+    assert.equal(await linkInfo(orphanNs.name, 'eth0'), undefined, 'and its container end with it');
+    assert.ok(await linkInfo(host.name, 'other0'), 'a veth without weft\'s alias stays');
+    assert.equal((await linkInfo(host.name, hostIfnameFor(a.id, 'eth0')))?.master, 'weft', 'the attached container keeps its veth');
+    assert.equal(await ping(a.ns.name, '10.85.0.1'), true);
+    const status = await router.api().get<{ lastReconcile?: { summary: string } }>('/v1/status');
+    assert.match(status.lastReconcile?.summary ?? '', /1 veth\(s\) no attachment owned removed/);
+    await execOk('ip', ['link', 'del', 'other0'], { netns: host.name });
+    await delContainer(a);
+  });
+
   test('a bridge deleted while the router is down is recreated at start', async () => {
     const a = await addContainer();
     const b = await addContainer();

@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } from '../../core/dataplane/attach-plan.js';
 import { planBridge, planPortReattach, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
 import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
-import { assertIfname, networkFromAlias } from '../../core/dataplane/names.js';
+import { assertIfname, networkFromAlias, parsePortAlias } from '../../core/dataplane/names.js';
 import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
 import type {
   AttachResult,
@@ -251,6 +251,23 @@ export class KernelDataPlane implements DataPlane {
       if (l.kind === 'bridge' && network !== undefined) out.push({ name: l.name, network });
     }
     return out;
+  }
+
+  async listOwnedPorts(): Promise<{ name: string; bridge: string }[]> {
+    const out: { name: string; bridge: string }[] = [];
+    for (const l of await this.listHostLinks()) {
+      const port = parsePortAlias(l.alias);
+      if (l.kind === 'veth' && port !== undefined) out.push({ name: l.name, bridge: port.bridge });
+    }
+    return out;
+  }
+
+  async removeOwnedPort(name: string): Promise<boolean> {
+    assertIfname(name, 'host interface name');
+    const link = await this.hostLink(name);
+    // Re-read right before deleting: only a veth that still says it is weft's goes.
+    if (!link || link.kind !== 'veth' || parsePortAlias(link.alias) === undefined) return false;
+    return this.deleteLink(this.host, name);
   }
 
   // ---- links ----

@@ -134,6 +134,10 @@ export interface DataPlane {
   removeBridge(name: string): Promise<void>;
   /** Bridges (in the daemon's netns) that carry weft's ownership alias, with the network they serve. */
   listOwnedBridges(): Promise<{ name: string; network: string }[]>;
+  /** Host ends of veths (in the daemon's netns) that carry weft's port alias. */
+  listOwnedPorts(): Promise<{ name: string; bridge: string }[]>;
+  /** Deletes such a host end (and so its container end); false when it is gone or not weft's. */
+  removeOwnedPort(name: string): Promise<boolean>;
   /** Creates the veth pair, configures both ends; on any failure undoes what it did and throws. */
   attachVeth(spec: VethAttachSpec): Promise<AttachResult>;
   /** Idempotent: succeeds when the netns or the links are already gone. */
