@@ -350,6 +350,7 @@ export class Daemon {
       mtu: this.opts.mtu,
       features: this.features ?? {},
       ...(this.dp.vethProgramming ? { vethProgramming: this.dp.vethProgramming() } : {}),
+      conntrackBypass: this.opts.conntrackBypass !== false,
       attachments: { ready: atts.filter((a) => a.state === 'ready').length, creating: atts.filter((a) => a.state === 'creating').length },
       subnets: subnets.map((u) => ({ name: u.subnet.name, cidr: u.subnet.cidr, inUse: u.inUse, free: u.capacity })),
       ...(this.mesh?.started ? { cluster: this.clusterSummary()! } : {}),

@@ -15,6 +15,8 @@ export interface RouterStatus {
   readonly features: KernelFeatures | Record<string, boolean>;
   /** How veths are programmed: in-process netlink, or ip(8) processes (the fallback, with its reason). */
   readonly vethProgramming?: VethProgramming;
+  /** Whether the NAT table exempts traffic that is never NATed from conntrack (`--no-conntrack-bypass` turns it off). */
+  readonly conntrackBypass: boolean;
   readonly attachments: { readonly ready: number; readonly creating: number };
   readonly subnets: readonly { readonly name: string; readonly cidr: string; readonly inUse: number; readonly free: string }[];
   /** The router's place in the cluster; absent when it runs without a mesh (embedded tests). */

@@ -82,6 +82,8 @@ test('the bypass chains: rendered on h1 (subnet minus gateway, VXLAN port on the
   const t2 = await execOk('nft', ['list', 'table', 'inet', 'weft'], { netns: h2.ns.name });
   assert.match(t2, /masquerade/, 'h2 masquerades too');
   assert.doesNotMatch(t2, /notrack/);
+  assert.match((await h1.router.weft('status')).stdout, /Conntrack: {4}bypassed for traffic inside a subnet/);
+  assert.match((await h2.router.weft('status')).stdout, /Conntrack: {4}tracks all container traffic \(--no-conntrack-bypass\)/);
 });
 
 test('container traffic inside the subnet and the VXLAN packets are not tracked where the bypass is on, and are where it is off', { skip, timeout: 60_000 }, async () => {
