@@ -6,11 +6,12 @@
  * someone deleted by hand. A path-MTU probe per peer finds black holes.
  */
 import type { OverlayDataPlane } from '../adapters/kernel/overlay-kernel.js';
-import { type ClusterState, relayNeeded, relayNetworks } from '../core/cluster/state.js';
+import { type ClusterState, heardFromAll, relayNeeded, relayNetworks } from '../core/cluster/state.js';
 import type { Underlay } from '../core/cluster/underlay.js';
 import type { OverlayInput, OverlayNetworkInput, OverlayNote, OverlayPeerRoute, PathMtuResult } from '../core/dataplane/overlay-types.js';
 import { duePathMtuProbes, mergePathMtuResults, pathMtuTargets } from '../core/dataplane/overlay-mtu.js';
 import { toWeftError } from '../core/errors.js';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.js';
 
 export interface OverlayStatus {
@@ -44,6 +45,9 @@ export class OverlayService {
   private pathMtu: PathMtuResult[] = [];
   private syncs = 0;
   private containerMtu = 0;
+  /** Start-up grace: the underlay addresses the kernel forwarded to before this start, and until when to wait for them. */
+  private awaiting?: { readonly peers: ReadonlySet<string>; readonly until: number };
+  private started = false;
 
   constructor(
     private readonly kernel: OverlayDataPlane,
@@ -51,7 +55,17 @@ export class OverlayService {
     private readonly localNetworks: () => OverlayNetworkInput[],
     private readonly underlay: () => Underlay | undefined,
     private readonly log: Logger,
-    private readonly opts: { repairMs: number; probeMs: number },
+    private readonly opts: {
+      repairMs: number;
+      probeMs: number;
+      /**
+       * After a restart the kernel still forwards to the peers of before; the
+       * mesh needs a moment to hear from them again. Until it has (or this
+       * long has passed), nothing is applied, so no entry of a live peer is
+       * removed and traffic never stops. 0: no grace.
+       */
+      startupGraceMs?: number;
+    },
     /** Networks relayed without a local container: how one looks here, and keeping their bridges. */
     private readonly relayOnlyNets?: {
       readonly network: (name: string) => OverlayNetworkInput;
@@ -71,6 +85,9 @@ export class OverlayService {
       if (f.vxlan) this.log.info('cross-host overlay off', { reason: this.disabled }); else this.log.warn('cross-host overlay disabled', { reason: this.disabled });
       return;
     }
+    await this.beginGrace();
+    // Only now: a cluster change before this point must not apply a plan made without the grace.
+    this.started = true;
     this.schedule(0);
     if (this.opts.repairMs > 0) {
       this.repairTimer = setInterval(() => this.schedule(0), this.opts.repairMs);
@@ -82,15 +99,31 @@ export class OverlayService {
     }
   }
 
+  private async beginGrace(): Promise<void> {
+    const ms = this.opts.startupGraceMs ?? 0;
+    if (ms <= 0) return;
+    try {
+      const { state } = await this.kernel.read();
+      const peers = new Set(state.fdb.map((e) => e.dst));
+      if (peers.size === 0) return;
+      this.awaiting = { peers, until: performance.now() + ms };
+      const t = setTimeout(() => this.schedule(0), ms);
+      t.unref();
+      this.log.info('overlay: keeping the entries of before the restart until their peers are heard from again', { peers: [...peers].sort(), graceMs: ms });
+    } catch (e) {
+      this.log.warn('overlay: reading the kernel state at start failed; no start-up grace', { err: toWeftError(e).message });
+    }
+  }
+
   /** Coalesces bursts of cluster changes into one run. */
   schedule(delayMs = 30): void {
-    if (this.stopped || this.disabled || this.timer) return;
+    if (!this.started || this.stopped || this.disabled || this.timer) return;
     this.timer = setTimeout(() => { this.timer = undefined; void this.syncNow(); }, delayMs);
   }
 
   /** One run now (after the one in flight, if any). */
   async syncNow(): Promise<void> {
-    if (this.stopped || this.disabled) return;
+    if (!this.started || this.stopped || this.disabled) return;
     if (this.running) { this.again = true; return this.running; }
     this.running = (async () => {
       do {
@@ -122,6 +155,12 @@ export class OverlayService {
   private async runOnce(): Promise<void> {
     const u = this.underlay();
     if (!u) return;
+    if (this.awaiting) {
+      const heard = heardFromAll(this.awaiting.peers, this.cluster.hosts());
+      if (!heard && performance.now() < this.awaiting.until) return;
+      this.log.info(heard ? 'overlay: every peer of before the restart heard from; applying' : 'overlay: start-up grace over; applying (peers not heard from lose their entries)', {});
+      this.awaiting = undefined;
+    }
     const t0 = Date.now();
     try {
       const { input, relay, relayOnly } = this.input(u);
@@ -151,15 +190,25 @@ export class OverlayService {
 
   private probing = false;
 
+  /**
+   * Epoch milliseconds that never step: the wall clock at start plus
+   * monotonic time since. Probe results are stamped and scheduled with it,
+   * so a wall-clock jump neither delays the probes nor repeats them.
+   */
+  private static monoEpoch(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
   /** Full-size DF pings to the peers that are due (policy in overlay-mtu.ts). */
   private async probe(): Promise<void> {
     if (this.probing || this.stopped || this.disabled || this.containerMtu === 0) return;
     this.probing = true;
     try {
       const targets = pathMtuTargets(this.routes, this.containerMtu);
-      const due = duePathMtuProbes(targets, this.pathMtu, Date.now());
+      const due = duePathMtuProbes(targets, this.pathMtu, OverlayService.monoEpoch());
       if (due.length === 0) return;
-      const fresh = await this.kernel.checkPathMtu(due);
+      const stamp = OverlayService.monoEpoch();
+      const fresh = (await this.kernel.checkPathMtu(due)).map((r) => ({ ...r, checkedAt: stamp }));
       for (const r of fresh) {
         const before = this.pathMtu.find((p) => p.peer === r.peer);
         if (!r.ok && (!before || before.ok)) this.log.warn('path MTU black hole: full-size packets to this peer are lost', { peer: r.peer, address: r.address, size: r.size, error: r.error });

@@ -110,8 +110,28 @@ test('kill -9 and restart of a router: its containers stay reachable, and it rej
   await h2.router.kill9();
   // The kernel keeps forwarding while the router is gone.
   assert.ok(await pingEventually(cs[0]!.ns, cs[1]!.ip, 5_000), 'h1 -> h2 container while h2 router is down');
-  await h2.router.start();
-  await waitMeshConverged(cl.hosts);
+  // And while it starts again: until the mesh has heard from h1 and h3, h2's router removes none of
+  // their entries (start-up grace), so the forwarding entries for their containers never disappear.
+  const remoteMacs = [cs[0]!.mac, cs[2]!.mac].map((m) => m.toLowerCase());
+  const gaps: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const r = await exec('bridge', ['-n', h2.ns.name, 'fdb', 'show', 'dev', 'weft-vx']);
+      const missing = remoteMacs.filter((m) => !r.stdout.toLowerCase().includes(`${m} dst`));
+      if (missing.length) gaps.push(`${new Date().toISOString()} missing ${missing.join(', ')}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  })();
+  try {
+    await h2.router.start();
+    await waitMeshConverged(cl.hosts);
+    await new Promise((res) => setTimeout(res, 1500));
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  assert.deepEqual(gaps, [], `h2's forwarding entries for the other hosts' containers stayed in place during the restart\n${h2.router.log.split('\n').filter((l) => l.includes('overlay')).slice(-8).join('\n')}`);
   const c = await addContainer(world, h2, 'cafter');
   assert.ok(!cs.some((x) => x.ip === c.ip), 'no address handed out twice after the restart');
   assert.ok(await pingEventually(cs[2]!.ns, c.ip, 15_000), 'a container started after the restart is reachable from h3');

@@ -103,3 +103,14 @@ export function relayNetworks(hosts: readonly ClusterHost[]): string[] {
   }
   return [...out].sort();
 }
+
+/**
+ * Whether every underlay address in `awaited` belongs to a reachable host
+ * whose endpoint record has arrived (its record carries the underlay): the
+ * overlay's start-up grace ends then (src/daemon/overlay-service.ts).
+ */
+export function heardFromAll(awaited: ReadonlySet<string>, hosts: readonly ClusterHost[]): boolean {
+  const heard = new Set(hosts.filter((h) => !h.self && h.reachable && h.underlay !== null).map((h) => h.underlay!));
+  for (const ip of awaited) if (!heard.has(ip)) return false;
+  return true;
+}

@@ -229,7 +229,7 @@ export interface PathMtuResult {
   readonly ok: boolean;
   /** Outer IP packet size probed (container MTU + encapsulation overhead). */
   readonly size: number;
-  /** ms since the epoch. */
+  /** ms since the epoch (the router stamps it from a monotonic clock: the wall clock at its start plus the time since). */
   readonly checkedAt: number;
   readonly error?: string;
 }
