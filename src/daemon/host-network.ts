@@ -257,7 +257,9 @@ export class HostNetwork {
     }
     const removed: string[] = [];
     for (const b of await this.dp.listOwnedBridges()) {
-      if (used.has(b.name) || this.relayHeld.has(b.name)) continue;
+      // A bridge with weft VXLAN ports is the overlay's until it removes them (after a restart it may
+      // relay for others before the overlay has held it again); the next pass takes it then.
+      if (used.has(b.name) || this.relayHeld.has(b.name) || b.overlayPorts > 0) continue;
       await this.bridgeLock.run(b.name, async () => {
         // Re-check under the lock: an ADD may have started using it meanwhile.
         if (!this.unbindIfUnused(b.name)) return;

@@ -156,7 +156,7 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
     const repaired = await dp.ensureBridge({ ...bridge, mac });
     assert.equal(repaired.mac, mac);
     assert.deepEqual(await addrsOf(host.name, bridge.name), ['10.77.0.1/24', 'fd77::1/64']);
-    assert.deepEqual(await dp.listOwnedBridges(), [{ name: bridge.name, network }]);
+    assert.deepEqual(await dp.listOwnedBridges(), [{ name: bridge.name, network, overlayPorts: 0 }]);
     const hl = await dp.hostLink(bridge.name);
     assert.equal(hl?.kind, 'bridge');
     assert.equal(hl?.alias, `weft:${network}`);

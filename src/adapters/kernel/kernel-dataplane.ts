@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } from '../../core/dataplane/attach-plan.js';
 import { planBridge, planPortReattach, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
 import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
-import { assertIfname, networkFromAlias, parsePortAlias } from '../../core/dataplane/names.js';
+import { assertIfname, networkFromAlias, parsePortAlias, parseVxlanAlias } from '../../core/dataplane/names.js';
 import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
 import type {
   AttachResult,
@@ -244,11 +244,14 @@ export class KernelDataPlane implements DataPlane {
     });
   }
 
-  async listOwnedBridges(): Promise<{ name: string; network: string }[]> {
-    const out: { name: string; network: string }[] = [];
-    for (const l of await this.listHostLinks()) {
+  async listOwnedBridges(): Promise<{ name: string; network: string; overlayPorts: number }[]> {
+    const links = await this.listHostLinks();
+    const overlayPorts = new Map<string, number>();
+    for (const l of links) if (l.master !== undefined && parseVxlanAlias(l.alias) !== undefined) overlayPorts.set(l.master, (overlayPorts.get(l.master) ?? 0) + 1);
+    const out: { name: string; network: string; overlayPorts: number }[] = [];
+    for (const l of links) {
       const network = networkFromAlias(l.alias);
-      if (l.kind === 'bridge' && network !== undefined) out.push({ name: l.name, network });
+      if (l.kind === 'bridge' && network !== undefined) out.push({ name: l.name, network, overlayPorts: overlayPorts.get(l.name) ?? 0 });
     }
     return out;
   }

@@ -132,8 +132,8 @@ export interface DataPlane {
   enableForwarding(families: readonly (4 | 6)[]): Promise<void>;
   ensureBridge(spec: BridgeSpec): Promise<{ mac: string }>;
   removeBridge(name: string): Promise<void>;
-  /** Bridges (in the daemon's netns) that carry weft's ownership alias, with the network they serve. */
-  listOwnedBridges(): Promise<{ name: string; network: string }[]>;
+  /** Bridges (in the daemon's netns) that carry weft's ownership alias, with the network they serve and how many weft VXLAN ports they have. */
+  listOwnedBridges(): Promise<{ name: string; network: string; overlayPorts: number }[]>;
   /** Host ends of veths (in the daemon's netns) that carry weft's port alias. */
   listOwnedPorts(): Promise<{ name: string; bridge: string }[]>;
   /** Deletes such a host end (and so its container end); false when it is gone or not weft's. */
