@@ -2,8 +2,9 @@
  * Small pieces shared by the multi-host fault tests (test/integration/
  * cluster-{relay,five,consensus,reclaim,rmpeer,garbage,clock}.test.ts):
  * reading a router's ring and mesh views, a one-shot TCP echo between two
- * containers, counting packets on an interface with tcpdump, and checking
- * that a set of owned ranges partitions a CIDR.
+ * containers, counting packets on an interface with tcpdump, checking
+ * that a set of owned ranges partitions a CIDR, and sampling a kernel state
+ * while something happens (cluster-overlay, cluster-relay).
  */
 import assert from 'node:assert/strict';
 import type { RingNodeStatus } from '../../src/core/ipam-ring/index.js';
@@ -110,4 +111,28 @@ export function addressesIn(list: readonly string[]): string[] {
   const out: string[] = [];
   for (const i of normalize(parseRanges(list))) for (let v = i.first; v <= i.last; v++) out.push(formatIp({ family: 4, value: v }));
   return out;
+}
+
+/**
+ * Runs `during` while sampling `check` every `everyMs`; returns each sample's
+ * complaint (timestamped), so a test can assert that a kernel state never
+ * lapsed while something happened (a router restart, say).
+ */
+export async function lapsesDuring(check: () => Promise<string | undefined>, during: () => Promise<void>, everyMs = 20): Promise<string[]> {
+  const lapses: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const why = await check();
+      if (why !== undefined) lapses.push(`${new Date().toISOString()} ${why}`);
+      await new Promise((res) => setTimeout(res, everyMs));
+    }
+  })();
+  try {
+    await during();
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  return lapses;
 }

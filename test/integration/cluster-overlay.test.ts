@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { addContainer, buildCluster, pingEventually, type SimCluster, type SimContainer, type SimHost, waitMeshConverged } from '../helpers/cluster.js';
+import { lapsesDuring } from '../helpers/cluster-faults.js';
 import { exec } from '../helpers/exec.js';
 import { waitFor } from '../helpers/it-kit.js';
 import { World, canCreateNetns } from '../helpers/world.js';
@@ -113,24 +114,15 @@ test('kill -9 and restart of a router: its containers stay reachable, and it rej
   // And while it starts again: until the mesh has heard from h1 and h3, h2's router removes none of
   // their entries (start-up grace), so the forwarding entries for their containers never disappear.
   const remoteMacs = [cs[0]!.mac, cs[2]!.mac].map((m) => m.toLowerCase());
-  const gaps: string[] = [];
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      const r = await exec('bridge', ['-n', h2.ns.name, 'fdb', 'show', 'dev', 'weft-vx']);
-      const missing = remoteMacs.filter((m) => !r.stdout.toLowerCase().includes(`${m} dst`));
-      if (missing.length) gaps.push(`${new Date().toISOString()} missing ${missing.join(', ')}`);
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  })();
-  try {
+  const gaps = await lapsesDuring(async () => {
+    const r = await exec('bridge', ['-n', h2.ns.name, 'fdb', 'show', 'dev', 'weft-vx']);
+    const missing = remoteMacs.filter((m) => !r.stdout.toLowerCase().includes(`${m} dst`));
+    return missing.length ? `missing ${missing.join(', ')}` : undefined;
+  }, async () => {
     await h2.router.start();
     await waitMeshConverged(cl.hosts);
     await new Promise((res) => setTimeout(res, 1500));
-  } finally {
-    watching = false;
-    await watcher;
-  }
+  });
   assert.deepEqual(gaps, [], `h2's forwarding entries for the other hosts' containers stayed in place during the restart\n${h2.router.log.split('\n').filter((l) => l.includes('overlay')).slice(-8).join('\n')}`);
   const c = await addContainer(world, h2, 'cafter');
   assert.ok(!cs.some((x) => x.ip === c.ip), 'no address handed out twice after the restart');

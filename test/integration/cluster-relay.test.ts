@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { addContainer, buildCluster, pingEventually, type SimCluster, type SimContainer, type SimHost, waitMeshConverged } from '../helpers/cluster.js';
-import { capture, logsOf, meshOf, tcpRoundTrip } from '../helpers/cluster-faults.js';
+import { capture, lapsesDuring, logsOf, meshOf, tcpRoundTrip } from '../helpers/cluster-faults.js';
 import { exec } from '../helpers/exec.js';
 import { waitFor, weftJson } from '../helpers/it-kit.js';
 import { weftConf } from '../helpers/router.js';
@@ -156,25 +156,16 @@ test('B relays a network it runs no container of; a container coming and going o
   assert.ok(await pingEventually(cc.ns, ca.ip, 10_000), 'c -> a');
   // A restart of B's router: its start-up reconcile leaves the relay bridge (it has weft VXLAN ports)
   // and the overlay's start-up grace keeps the entries, so the relayed path never breaks.
-  const gaps: string[] = [];
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      const r = await exec('ip', ['-j', 'link', 'show', 'master', 'weft'], { netns: b.ns.name });
-      const ports = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname) : [];
-      if (!ports.includes('weft-vx') || !ports.includes('weft-vxr')) gaps.push(`${new Date().toISOString()} ports of B's bridge: ${ports.join(',') || 'none (bridge gone?)'}`);
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  })();
-  try {
+  const gaps = await lapsesDuring(async () => {
+    const r = await exec('ip', ['-j', 'link', 'show', 'master', 'weft'], { netns: b.ns.name });
+    const ports = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname) : [];
+    return ports.includes('weft-vx') && ports.includes('weft-vxr') ? undefined : `ports of B's bridge: ${ports.join(',') || 'none (bridge gone?)'}`;
+  }, async () => {
     assert.equal(await b.router.stop(), 0);
     await b.router.start();
     await waitMeshConverged(cl.hosts, 20_000);
     await new Promise((res) => setTimeout(res, 1500));
-  } finally {
-    watching = false;
-    await watcher;
-  }
+  });
   assert.deepEqual(gaps, [], 'B\'s relay bridge kept both VXLAN ports through the restart');
   assert.ok(await pingEventually(ca.ns, cc.ip, 10_000), 'a -> c after B\'s restart');
 });

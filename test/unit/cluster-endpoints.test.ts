@@ -170,16 +170,17 @@ test('relayNetworks: the networks two unconnected direct neighbours both have co
   assert.deepEqual(relayNetworks([h('s', { self: true }), h('a', { connections: ['s', 'c'], nets: ['n1'] }), h('b', { connections: ['s'], nets: ['n1', 'n2'] }), h('c', { connections: ['s', 'a'], nets: ['n2'] })]), ['n1', 'n2']);
 });
 
-test('heardFromAll: every awaited underlay address is a reachable host with a record', async () => {
+test('heardFromAll: every awaited underlay address is a directly connected host with a record', async () => {
   const { heardFromAll } = await import('../../src/core/cluster/state.js');
-  const h = (peer: string, underlay: string | null, o: { self?: boolean; reachable?: boolean } = {}) => ({
-    peer, nickname: peer, underlay, self: o.self ?? false, reachable: o.reachable ?? true, direct: true, connections: [], endpoints: [],
+  const h = (peer: string, underlay: string | null, o: { self?: boolean; reachable?: boolean; direct?: boolean } = {}) => ({
+    peer, nickname: peer, underlay, self: o.self ?? false, reachable: o.reachable ?? true, direct: o.direct ?? true, connections: [], endpoints: [],
   });
   const awaited = new Set(['192.0.2.1', '192.0.2.3']);
   assert.equal(heardFromAll(awaited, [h('me', '192.0.2.2', { self: true }), h('a', '192.0.2.1'), h('c', '192.0.2.3')]), true);
   assert.equal(heardFromAll(awaited, [h('me', '192.0.2.2', { self: true }), h('a', '192.0.2.1')]), false, 'c not known yet');
   assert.equal(heardFromAll(awaited, [h('me', '192.0.2.2', { self: true }), h('a', '192.0.2.1'), h('c', null)]), false, 'c connected, its record not yet here');
   assert.equal(heardFromAll(awaited, [h('me', '192.0.2.2', { self: true }), h('a', '192.0.2.1'), h('c', '192.0.2.3', { reachable: false })]), false, 'c only remembered');
+  assert.equal(heardFromAll(awaited, [h('me', '192.0.2.2', { self: true }), h('a', '192.0.2.1'), h('c', '192.0.2.3', { direct: false })]), false, 'c heard of through a, not connected yet');
   assert.equal(heardFromAll(new Set(['192.0.2.2']), [h('me', '192.0.2.2', { self: true })]), false, 'our own address does not count');
   assert.equal(heardFromAll(new Set(), []), true);
 });

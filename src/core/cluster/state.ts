@@ -105,12 +105,16 @@ export function relayNetworks(hosts: readonly ClusterHost[]): string[] {
 }
 
 /**
- * Whether every underlay address in `awaited` belongs to a reachable host
- * whose endpoint record has arrived (its record carries the underlay): the
- * overlay's start-up grace ends then (src/daemon/overlay-service.ts).
+ * Whether every underlay address in `awaited` belongs to a host we are
+ * directly connected to again and whose endpoint record has arrived (its
+ * record carries the underlay): the overlay's start-up grace ends then
+ * (src/daemon/overlay-service.ts). Every address the kernel forwards to is
+ * a direct neighbour's (a peer on the data device, a relay on the relay
+ * device); one known only through another host is still converging, and
+ * planning then would move its containers to a relay for a moment.
  */
 export function heardFromAll(awaited: ReadonlySet<string>, hosts: readonly ClusterHost[]): boolean {
-  const heard = new Set(hosts.filter((h) => !h.self && h.reachable && h.underlay !== null).map((h) => h.underlay!));
+  const heard = new Set(hosts.filter((h) => !h.self && h.reachable && h.direct && h.underlay !== null).map((h) => h.underlay!));
   for (const ip of awaited) if (!heard.has(ip)) return false;
   return true;
 }
