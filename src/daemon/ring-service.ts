@@ -147,7 +147,8 @@ export class RingService {
   /** For the allocator: the part of `subnet` this host may allocate from, or undefined when the ring does not manage it. */
   ownedSpace(subnet: { name: string; cidr: string }): { owned: Interval[]; lastResort: Interval[] } | undefined {
     if (subnet.name !== this.opts.subnet || subnet.cidr !== formatCidr(this.opts.range)) return undefined;
-    return { owned: this.node.ownedRanges(), lastResort: this.node.inheritedRanges() };
+    const { owned, inherited } = this.node.allocatableSpace();
+    return { owned, lastResort: inherited };
   }
 
   status(): RingNodeStatus {

@@ -308,18 +308,21 @@ export class RingNode {
    * in a genesis conflict, and while at risk (unless fenceWhenAtRisk is off).
    */
   ownedRanges(now = this.o.now()): Interval[] {
-    const s = this.state(now);
-    if (!this.ring || s === 'left' || s === 'conflict') return [];
-    if (s === 'at-risk' && this.o.fenceWhenAtRisk !== false) return [];
-    const own = ownedRanges(this.ring, this.id);
-    const inh = intersect(normalize(this.inherited), own);
-    return [...subtract(own, inh), ...inh];
+    const { owned, inherited } = this.allocatableSpace(now);
+    return [...subtract(owned, inherited), ...inherited];
   }
 
-  /** Of ownedRanges(), the space inherited from retired or reclaimed peers (the allocator's last resort). */
-  inheritedRanges(now = this.o.now()): Interval[] {
-    const own = this.ownedRanges(now);
-    return own.length ? intersect(normalize(this.inherited), normalize(own)) : [];
+  /**
+   * The same space for the allocator in one pass: all of it, and the part
+   * inherited from retired or reclaimed peers (its last resort: if such a
+   * peer was only cut off, its containers may still hold those addresses).
+   */
+  allocatableSpace(now = this.o.now()): { owned: Interval[]; inherited: Interval[] } {
+    const s = this.state(now);
+    if (!this.ring || s === 'left' || s === 'conflict') return { owned: [], inherited: [] };
+    if (s === 'at-risk' && this.o.fenceWhenAtRisk !== false) return { owned: [], inherited: [] };
+    const owned = ownedRanges(this.ring, this.id);
+    return { owned, inherited: intersect(normalize(this.inherited), owned) };
   }
 
   /** Does the ring say we own `addr` (regardless of fencing)? */
