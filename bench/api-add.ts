@@ -10,7 +10,7 @@
  *   BENCH_N=100        ADDs (then DELs) per router and round
  *   BENCH_ROUNDS=3     rounds; the report gives the median of the rounds' p50s and each round
  *   BENCH_MODES=netlink,ip
- *   BENCH_DAEMON_NODE_ARGS=  extra node flags for the routers (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
+ *   BENCH_DAEMON_NODE_ARGS=  node flags for the routers, replacing ROUTER_NODE_FLAGS (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
  */
 import { ROUTER_NODE_FLAGS } from '../src/cli/commands/launch.js';
 import { createInterface } from 'node:readline';

@@ -35,7 +35,7 @@ const tcpM = (k: 'tcp1' | 'tcp4', f: (t: TcpResult) => number): Metric => (s) =>
 const pingM = (f: (p: PingResult) => number): Metric => (s) => median(s.ping.map(f));
 const spM = (f: (p: SockperfResult) => number): Metric => (s) => median(s.sockperf.map(f));
 
-/** Median over rounds of weft/hand of the same round (drift-robust); undefined without both. */
+/** a/b of each round (drift-robust), unrounded: round only for display (fmtRatios). Empty without both. */
 export function sameRoundRatios(o: OverlayResults, a: SystemKey, b: SystemKey, pick: (s: SystemSamples, i: number) => number | undefined): number[] {
   const A = o.samples[a];
   const B = o.samples[b];
@@ -44,9 +44,14 @@ export function sameRoundRatios(o: OverlayResults, a: SystemKey, b: SystemKey, p
   for (let i = 0; i < o.config.reps; i++) {
     const x = pick(A, i);
     const y = pick(B, i);
-    if (x !== undefined && y !== undefined && y > 0) out.push(round(x / y, 2));
+    if (x !== undefined && y !== undefined && y > 0) out.push(x / y);
   }
   return out;
+}
+
+/** Same-round ratios for the report: two decimals, slash-separated. */
+export function fmtRatios(xs: readonly number[]): string {
+  return xs.map((x) => round(x, 2)).join('/');
 }
 
 /** Latency metric for the target: sockperf p50 when measured, else ping p50. */
@@ -69,14 +74,14 @@ function pairTargets(o: OverlayResults, wk: SystemKey, hk: SystemKey, hosts: str
     const b = tcpM(k, (x) => x.gbps)(h);
     const same = sameRoundRatios(o, wk, hk, (s, i) => s[k][i]?.gbps);
     const verdict = same.length > 0 ? median(same) : a / b;
-    t.push({ name: `TCP ${k === 'tcp1' ? '1 stream' : '4 streams'}, ${hosts}: ${wk} >= 0.95x ${hk}`, measured: `median of same-round ratios ${fmt(verdict)}x (${same.join('/')}); medians ${fmt(a)} vs ${fmt(b)} Gbit/s = ${ratio(a, b)}; ${loadNote}`, met: verdict >= 0.95 });
+    t.push({ name: `TCP ${k === 'tcp1' ? '1 stream' : '4 streams'}, ${hosts}: ${wk} >= 0.95x ${hk}`, measured: `median of same-round ratios ${round(verdict, 3)}x (${fmtRatios(same)}); medians ${fmt(a)} vs ${fmt(b)} Gbit/s = ${ratio(a, b)}; ${loadNote}`, met: verdict >= 0.95 });
   }
   const lat = latencyOf(o);
   const a = lat.m(w);
   const b = lat.m(h);
   const same = sameRoundRatios(o, hk, wk, (s, i) => (o.sockperf ? s.sockperf[i]?.p50Us : s.ping[i]?.p50Us));
   const verdict = same.length > 0 ? median(same) : b / a;
-  t.push({ name: `latency (${lat.name}), ${hosts}: ${wk} <= ${hk} / 0.95`, measured: `median of same-round ${hk}/${wk} ${fmt(verdict)}x (${same.join('/')}); medians ${fmt(a)} vs ${fmt(b)} us = ${ratio(a, b)} of ${hk}`, met: verdict >= 0.95 });
+  t.push({ name: `latency (${lat.name}), ${hosts}: ${wk} <= ${hk} / 0.95`, measured: `median of same-round ${hk}/${wk} ${round(verdict, 3)}x (${fmtRatios(same)}); medians ${fmt(a)} vs ${fmt(b)} us = ${ratio(a, b)} of ${hk}`, met: verdict >= 0.95 });
   return t;
 }
 
@@ -126,7 +131,7 @@ function overlayRows(o: OverlayResults): string[] {
   for (const k of keys) out.push(`  ${COL[k].padEnd(11)} TCPx1 ${per(k, (s) => s.tcp1.map((t) => t.gbps))}  TCPx4 ${per(k, (s) => s.tcp4.map((t) => t.gbps))}  ping p50 ${per(k, (s) => s.ping.map((p) => p.p50Us))}${o.sockperf ? `  sockperf p50 ${per(k, (s) => s.sockperf.map((p) => p.p50Us))}` : ''}  load1 ${per(k, (s) => s.tcp1.map((t) => t.load1))}`);
   for (const [a, b] of [['weft', 'hand'], ['weft-brnf', 'hand-brnf']] as const) {
     if (!o.samples[a] || !o.samples[b]) continue;
-    out.push(`  same-round ${a}/${b}: TCPx1 ${sameRoundRatios(o, a, b, (s, i) => s.tcp1[i]?.gbps).join('/')}  TCPx4 ${sameRoundRatios(o, a, b, (s, i) => s.tcp4[i]?.gbps).join('/')}`);
+    out.push(`  same-round ${a}/${b}: TCPx1 ${fmtRatios(sameRoundRatios(o, a, b, (s, i) => s.tcp1[i]?.gbps))}  TCPx4 ${fmtRatios(sameRoundRatios(o, a, b, (s, i) => s.tcp4[i]?.gbps))}`);
   }
   out.push('hosts (first host of each topology):');
   for (const k of keys) {

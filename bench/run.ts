@@ -16,7 +16,7 @@
  *   BENCH_BIG=1          the 1000-container RSS phase (0 skips it)
  *   BENCH_BIG_N=1000     containers in that phase
  *   BENCH_BIG_CONC=8     API requests in flight while attaching them
- *   BENCH_DAEMON_NODE_ARGS=  extra node flags for the router (experiments, e.g. --max-semi-space-size=2 or --cpu-prof)
+ *   BENCH_DAEMON_NODE_ARGS=  node flags for the router, replacing ROUTER_NODE_FLAGS (experiments, e.g. --max-semi-space-size=2 or --cpu-prof)
  *   BENCH_IPMASQ=1       ipMasq on both systems (the default of `weft install-cni` and of podman's bridge network)
  *   BENCH_OUT=bench/results/latest.json
  *   CNI_REF_DIR=/usr/lib/cni

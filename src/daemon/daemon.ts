@@ -108,7 +108,7 @@ export class Daemon {
       if (opts.conntrackBypass === false) return undefined;
       const u = opts.mesh ? this.underlay : undefined;
       return u ? { tunnel: { local: u.ip, port: VXLAN_PORT } } : {};
-    });
+    }, () => this.overlay?.status().enabled === true);
     this.attachments = new Attachments(this.store, this.ipam, this.dp, this.host, log.child({ component: 'attach' }), this.now, { subnet: DEFAULT_SUBNET, mtu: opts.mtu });
     this.reconciler = new Reconciler(this.attachments, this.host, log.child({ component: 'reconcile' }), this.now);
     this.metrics = new Metrics({
@@ -149,7 +149,7 @@ export class Daemon {
       this.objects = new ObjectsSync(this.store, this.ipam, this.mesh, log.child({ component: 'objects' }));
       const olog = log.child({ component: 'overlay' });
       this.overlay = new OverlayService(new KernelOverlay(olog), this.cluster, () => this.localNetworks(), () => this.underlay, olog, {
-        repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000, startupGraceMs: opts.mesh.overlayGraceMs ?? Math.min(15_000, Math.max(2_000, 2 * (opts.mesh.config?.deadAfterMs ?? 60_000))),
+        repairMs: opts.mesh.overlayRepairMs ?? 10_000, probeMs: opts.mesh.pathMtuProbeMs ?? 5_000, startupGraceMs: opts.mesh.overlayGraceMs ?? Math.min(15_000, Math.max(5_000, 2 * (opts.mesh.config?.deadAfterMs ?? 60_000))),
       }, {
         network: (name) => ({ name, bridge: bridgeNameFor(name), mtu: opts.mtu }),
         hold: (nets) => this.host.holdRelayBridges(nets.map((n) => ({ network: n.name, bridge: n.bridge }))),

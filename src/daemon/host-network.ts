@@ -6,7 +6,7 @@
  */
 import type { Store, StoreTx } from '../adapters/store/store.js';
 import type { BridgeSpec, DataPlane } from '../core/dataplane/types.js';
-import { ConflictError } from '../core/errors.js';
+import { ConflictError, toWeftError } from '../core/errors.js';
 import type { Subnet } from '../core/ipam/model.js';
 import { type BypassOptions, type SubnetBinding, desiredBridges, desiredNat, natIsEmpty } from '../core/plan/desired.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -52,6 +52,8 @@ export class HostNetwork {
     private readonly mtu: number,
     /** The conntrack bypass of the NAT table (undefined: off, `--no-conntrack-bypass`). */
     private readonly bypass: () => BypassOptions | undefined = () => ({}),
+    /** Whether an overlay runs here that will remove its own VXLAN ports (else a bridge's ports do not keep it). */
+    private readonly overlayActive: () => boolean = () => false,
   ) {}
 
   /**
@@ -134,13 +136,20 @@ export class HostNetwork {
     const want = new Map(nets.map((n) => [n.bridge, n.network]));
     for (const [bridge, network] of want) {
       this.relayHeld.set(bridge, network);
-      await this.bridgeLock.run(bridge, () => this.ensureSpec(this.relaySpec(bridge, network)));
+      await this.bridgeLock.run(bridge, async () => {
+        const spec = this.relaySpec(bridge, network);
+        // As for ADDs: the kernel is read only when the spec changed; the periodic reconcile repairs.
+        if (this.ensured.get(bridge)?.key === JSON.stringify(spec)) return;
+        // One bridge that cannot be made must not hold up the others: the overlay skips its network.
+        await this.ensureSpec(spec).catch((e: unknown) => this.log.warn('relay bridge could not be ensured', { bridge, network, err: toWeftError(e).message }));
+      });
     }
     for (const bridge of [...this.relayHeld.keys()]) {
       if (want.has(bridge)) continue;
       this.relayHeld.delete(bridge);
       await this.bridgeLock.run(bridge, async () => {
-        if (!this.unbindIfUnused(bridge)) return;
+        // Held again meanwhile, or used by a container: keep it.
+        if (this.relayHeld.has(bridge) || !this.unbindIfUnused(bridge)) return;
         this.ensured.delete(bridge);
         await this.dp.removeBridge(bridge);
         this.log.info('relay bridge removed: no longer relaying its network', { bridge });
@@ -226,7 +235,9 @@ export class HostNetwork {
     const removed: string[] = [];
     for (const p of ports) {
       if (owned.has(p.name)) continue;
-      if (await this.dp.removeOwnedPort(p.name)) removed.push(p.name);
+      // By name and MAC: a DEL and a re-ADD of the same container since the listing made a veth of
+      // the same name (names derive from the container ID) with a new random MAC; that one stays.
+      if (await this.dp.removeOwnedPort(p.name, p.mac)) removed.push(p.name);
     }
     if (removed.length > 0) this.log.warn('removed veths that no attachment owns', { veths: removed });
     return removed;
@@ -250,19 +261,22 @@ export class HostNetwork {
       });
       ensured.push(s.name);
     }
-    for (const [bridge, network] of this.relayHeld) {
+    for (const [bridge, network] of [...this.relayHeld]) {
       if (used.has(bridge)) continue;
-      await this.bridgeLock.run(bridge, () => this.ensureSpec(this.relaySpec(bridge, network)));
+      await this.bridgeLock.run(bridge, async () => {
+        if (this.relayHeld.get(bridge) === network) await this.ensureSpec(this.relaySpec(bridge, network));
+      });
       ensured.push(bridge);
     }
     const removed: string[] = [];
+    const overlayOn = this.overlayActive();
     for (const b of await this.dp.listOwnedBridges()) {
-      // A bridge with weft VXLAN ports is the overlay's until it removes them (after a restart it may
-      // relay for others before the overlay has held it again); the next pass takes it then.
-      if (used.has(b.name) || this.relayHeld.has(b.name) || b.overlayPorts > 0) continue;
+      // A bridge with weft VXLAN ports is the running overlay's until it removes them (after a restart
+      // it may relay for others before the overlay has held it again); the next pass takes it then.
+      if (used.has(b.name) || this.relayHeld.has(b.name) || (overlayOn && b.overlayPorts > 0)) continue;
       await this.bridgeLock.run(b.name, async () => {
-        // Re-check under the lock: an ADD may have started using it meanwhile.
-        if (!this.unbindIfUnused(b.name)) return;
+        // Re-check under the lock: an ADD may have started using it, or the overlay held it, meanwhile.
+        if (this.relayHeld.has(b.name) || !this.unbindIfUnused(b.name)) return;
         this.ensured.delete(b.name);
         await this.dp.removeBridge(b.name);
         removed.push(b.name);

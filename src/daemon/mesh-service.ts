@@ -35,7 +35,7 @@ export interface MeshOptions {
   readonly leaseTimeoutMs?: number;
   /** Period of the overlay's repair pass (ms; 0 = only on change). */
   readonly overlayRepairMs?: number;
-  /** Start-up grace of the overlay (ms; default: twice the dead-peer time, between 2 and 15 s). */
+  /** Start-up grace of the overlay (ms; default: twice the dead-peer time, between 5 and 15 s). */
   readonly overlayGraceMs?: number;
   /** Period of the path-MTU probe round (ms; 0 = off). */
   readonly pathMtuProbeMs?: number;

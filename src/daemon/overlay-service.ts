@@ -107,7 +107,11 @@ export class OverlayService {
       const peers = new Set(state.fdb.map((e) => e.dst));
       if (peers.size === 0) return;
       this.awaiting = { peers, until: performance.now() + ms };
-      const t = setTimeout(() => this.schedule(0), ms);
+      // The timer ends the grace itself: it may fire a hair before `until` by performance.now().
+      const t = setTimeout(() => {
+        if (this.awaiting) this.awaiting = { ...this.awaiting, until: 0 };
+        this.schedule(0);
+      }, ms);
       t.unref();
       this.log.info('overlay: keeping the entries of before the restart until their peers are heard from again', { peers: [...peers].sort(), graceMs: ms });
     } catch (e) {

@@ -18,19 +18,22 @@ function results(s: OverlayResults['samples']): OverlayResults {
 }
 
 test('overlay targets: the verdict is the median of same-round ratios, not the ratio of medians', () => {
-  // The machine slows down in round 2 for both; weft is at parity within every round.
+  // Round 3 ran while the machine was busy for weft only: the ratio of medians says 9/10 = 0.9x
+  // (a miss) although weft kept up within rounds 1 and 2 (same-round 1, 0.96, 0.3 -> 0.96: met).
   const r = results({
-    weft: samples([10, 5, 9.6], [10, 10, 10], [40, 80, 41]),
-    hand: samples([10, 5.1, 10], [10, 10, 10], [40, 80, 40]),
+    weft: samples([4, 9.6, 9], [4, 9.6, 9], [40, 40, 40]),
+    hand: samples([4, 10, 30], [4, 10, 30], [40, 40, 40]),
   });
-  const t = overlayTargets(r);
-  assert.equal(t.length, 3);
-  const [t1, t4, lat] = t;
+  const [t1, t4, lat] = overlayTargets(r);
   assert.match(t1!.name, /TCP 1 stream, hosts without br_netfilter: weft >= 0.95x hand/);
-  assert.equal(t1!.met, true, t1!.measured); // same-round 1/0.98/0.96 -> 0.98, although the medians say 9.6/10 = 0.96
-  assert.match(t1!.measured, /median of same-round ratios 0\.98x \(1\/0\.98\/0\.96\)/);
+  assert.equal(t1!.met, true, t1!.measured);
+  assert.match(t1!.measured, /median of same-round ratios 0\.96x \(1\/0\.96\/0\.3\); medians 9 vs 10 Gbit\/s = 0\.9x/);
   assert.equal(t4!.met, true);
-  assert.equal(lat!.met, true, lat!.measured); // hand/weft per round 1/1/0.98
+  assert.equal(lat!.met, true);
+  // No rounding before the threshold: 0.946 in two rounds of three is a miss, although it prints as 0.95.
+  const close = overlayTargets(results({ weft: samples([9.46, 9.46, 10], [9.46, 9.46, 10], [40, 40, 40]), hand: samples([10, 10, 10], [10, 10, 10], [40, 40, 40]) }));
+  assert.equal(close[0]!.met, false, close[0]!.measured);
+  assert.match(close[0]!.measured, /median of same-round ratios 0\.946x \(0\.95\/0\.95\/1\)/);
   // A real gap in every round is a miss.
   const slow = overlayTargets(results({ weft: samples([8, 4, 8], [8, 8, 8], [50, 90, 50]), hand: samples([10, 5, 10], [10, 10, 10], [40, 80, 40]) }));
   assert.deepEqual(slow.map((x) => x.met), [false, false, false]);

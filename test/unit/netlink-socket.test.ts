@@ -99,6 +99,19 @@ test('a timeout or a send error is a NetlinkError too; socket errors are swallow
   for (const ev of ['message', 'invalid']) assert.ok((f.listeners.get(ev) ?? []).length > 0, `a ${ev} listener swallows stray ACKs`);
 });
 
+test('a socket error fails the requests in flight at once (not at their timeout) and closes the socket', async () => {
+  const f = fakePackage();
+  const s = RtnlSocket.open(f.pkg, switcher, undefined, 60_000);
+  const r1 = s.request(getLinkByName('a'));
+  const r2 = s.request(getLinkByName('b'));
+  await tick();
+  assert.equal(f.pending.length, 2, 'both sent; the fake never answers them');
+  for (const fn of f.listeners.get('error') ?? []) fn(Object.assign(new Error('recvmsg: ENOBUFS'), { code: 'ENOBUFS' }));
+  for (const r of [r1, r2]) await assert.rejects(r, (x: unknown) => x instanceof NetlinkError && x.errno === 'ENOBUFS' && /"link show dev [ab]"/.test(x.message));
+  assert.ok(f.isClosed(), 'the failed socket is closed');
+  await assert.rejects(s.request(getLinkByName('c')), (x: unknown) => x instanceof NetlinkError && x.errno === 'EBADF');
+});
+
 test('an ECHOed request waits for the verdict that follows the echo: an echoed link can still be refused', async () => {
   const f = fakePackage();
   const s = RtnlSocket.open(f.pkg, switcher, undefined, 1000);

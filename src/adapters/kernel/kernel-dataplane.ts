@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } from '../../core/dataplane/attach-plan.js';
 import { planBridge, planPortReattach, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
 import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
+import { elapsedMs as ms } from './elapsed.js';
 import { assertIfname, networkFromAlias, parsePortAlias, parseVxlanAlias } from '../../core/dataplane/names.js';
 import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
 import type {
@@ -113,9 +114,6 @@ function firstLink(doc: unknown): ParsedLink {
   return l;
 }
 
-function ms(t0: number): number {
-  return Math.round((performance.now() - t0) * 100) / 100;
-}
 
 export class KernelDataPlane implements DataPlane {
   private readonly log: DataPlaneLogger;
@@ -256,20 +254,20 @@ export class KernelDataPlane implements DataPlane {
     return out;
   }
 
-  async listOwnedPorts(): Promise<{ name: string; bridge: string }[]> {
-    const out: { name: string; bridge: string }[] = [];
+  async listOwnedPorts(): Promise<{ name: string; bridge: string; mac: string }[]> {
+    const out: { name: string; bridge: string; mac: string }[] = [];
     for (const l of await this.listHostLinks()) {
       const port = parsePortAlias(l.alias);
-      if (l.kind === 'veth' && port !== undefined) out.push({ name: l.name, bridge: port.bridge });
+      if (l.kind === 'veth' && port !== undefined) out.push({ name: l.name, bridge: port.bridge, mac: l.mac });
     }
     return out;
   }
 
-  async removeOwnedPort(name: string): Promise<boolean> {
+  async removeOwnedPort(name: string, mac: string): Promise<boolean> {
     assertIfname(name, 'host interface name');
     const link = await this.hostLink(name);
-    // Re-read right before deleting: only a veth that still says it is weft's goes.
-    if (!link || link.kind !== 'veth' || parsePortAlias(link.alias) === undefined) return false;
+    // Re-read right before deleting: only the same veth (MAC), still saying it is weft's, goes.
+    if (!link || link.kind !== 'veth' || parsePortAlias(link.alias) === undefined || link.mac.toLowerCase() !== mac.toLowerCase()) return false;
     return this.deleteLink(this.host, name);
   }
 
@@ -349,19 +347,15 @@ export class KernelDataPlane implements DataPlane {
       const l = await this.readLink(netns === undefined ? this.host : this.inContainer(netns), name);
       return l ? toHostLinkState(l) : undefined;
     },
+    // A vanished link or netns is undefined: inspectContainerIface catches that for both ways.
     inspect: async (netns, ifname) => {
-      try {
-        const docs = await this.inContainer(netns).batch(
-          [`addr show dev ${ifname}`, `route show table all dev ${ifname} root 0.0.0.0/0`, `route show table all dev ${ifname} root ::/0`],
-          { json: true, details: true },
-        );
-        const link = jsonArray(docs[0])[0];
-        if (!link) return undefined;
-        return containerIfaceState(link, docs[1] ?? [], docs[2] ?? []);
-      } catch (e) {
-        if (isNoSuchDevice(e) || isNetnsUnusable(e)) return undefined;
-        throw e;
-      }
+      const docs = await this.inContainer(netns).batch(
+        [`addr show dev ${ifname}`, `route show table all dev ${ifname} root 0.0.0.0/0`, `route show table all dev ${ifname} root ::/0`],
+        { json: true, details: true },
+      );
+      const link = jsonArray(docs[0])[0];
+      if (!link) return undefined;
+      return containerIfaceState(link, docs[1] ?? [], docs[2] ?? []);
     },
   };
 

@@ -46,6 +46,7 @@ import {
   newVeth,
 } from './netlink-codec.js';
 import { type NetlinkPackage, NetlinkError, RtnlSocket, isNetlinkErrno, isNetlinkNetnsUnusable } from './netlink-socket.js';
+import { elapsedMs } from './elapsed.js';
 import type { NetnsSwitcher } from './netns-addon.js';
 
 /** What KernelDataPlane needs from a way of programming veths (netlink here, ip(8) in kernel-dataplane.ts). */
@@ -72,7 +73,6 @@ export interface VethAttached {
   readonly timings: Readonly<Record<string, number>>;
 }
 
-const since = (t0: number): number => Math.round((performance.now() - t0) * 100) / 100;
 
 function bridgeMissing(bridge: string, cause?: unknown): NotFoundError {
   return new NotFoundError(`bridge "${bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', ...(cause !== undefined ? { cause } : {}) });
@@ -105,7 +105,10 @@ export class NetlinkVeth implements VethOps {
   /** Runs `fn` with a socket in the host's netns. */
   private async withHost<T>(fn: (s: RtnlSocket) => Promise<T>): Promise<T> {
     if (this.hostNetns === undefined) {
-      if (!this.hostSock?.usable) this.hostSock = this.open(undefined);
+      if (!this.hostSock?.usable) {
+        this.hostSock?.close();
+        this.hostSock = this.open(undefined);
+      }
       return fn(this.hostSock);
     }
     const s = this.open(this.hostNetns);
@@ -182,7 +185,7 @@ export class NetlinkVeth implements VethOps {
           }
         }
         state.created = true;
-        const created = since(t0);
+        const created = elapsedMs(t0);
         const hostDone = this.finishHost(s, spec, master);
         let peerIndex = echoed?.name === spec.hostIfname ? echoed.linkIndex : undefined;
         if (peerIndex === undefined) {
@@ -195,7 +198,7 @@ export class NetlinkVeth implements VethOps {
         const [h, c] = await Promise.allSettled([hostDone, contDone]);
         if (h.status === 'rejected') throw h.reason;
         if (c.status === 'rejected') throw c.reason;
-        return { hostMac: h.value.hostMac, bridgeMac: h.value.bridgeMac, containerMac: c.value, timings: { createMs: created, totalMs: since(t0) } };
+        return { hostMac: h.value.hostMac, bridgeMac: h.value.bridgeMac, containerMac: c.value, timings: { createMs: created, totalMs: elapsedMs(t0) } };
       });
     } finally {
       closeSync(fd);

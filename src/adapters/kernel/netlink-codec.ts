@@ -16,14 +16,11 @@ import { formatCidr } from '../../core/ip/cidr.js';
 // ---- constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h) ----
 
 export const NLMSG_ERROR = 2;
-export const NLMSG_DONE = 3;
 export const RTM_NEWLINK = 16;
-export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
-export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
 
 export const NLM_F_REQUEST = 0x1;
@@ -217,10 +214,6 @@ export function getLinkByIndex(index: number): NlRequest {
   return { type: RTM_GETLINK, flags: 0, body: ifinfomsg({ index }), what: `link show index ${index}` };
 }
 
-export function deleteLinkByName(name: string): NlRequest {
-  return { type: RTM_DELLINK, flags: 0, body: Buffer.concat([ifinfomsg(), attrStr(IFLA_IFNAME, name, true)]), what: `link del dev ${name}` };
-}
-
 export interface VethSpecBytes {
   readonly name: string;
   readonly mtu: number;
@@ -296,16 +289,6 @@ export function appendRoute(args: { family: Family; dst: Ip; dstLen: number; via
   ]);
   const what = `route append ${formatCidr({ family: args.family, base: args.dst.value, prefix: args.dstLen })}${args.via !== undefined ? ` via ${formatIp(args.via)}` : ''} dev ${args.ifname}`;
   return { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_APPEND, body, what, gateway: args.via !== undefined };
-}
-
-/** `route del`: scope NOWHERE, as ip sends it (with the default scope the kernel answers ESRCH). */
-export function deleteRoute(args: { family: Family; dst: Ip; dstLen: number; via?: Ip; index: number; ifname: string }): NlRequest {
-  const add = appendRoute(args);
-  const body = Buffer.from(add.body);
-  body.writeUInt8(RT_SCOPE_NOWHERE, 6);
-  body.writeUInt8(0, 5); // protocol: any
-  body.writeUInt8(0, 7); // type: any
-  return { type: RTM_DELROUTE, flags: 0, body, what: add.what.replace('route append', 'route del') };
 }
 
 export function dumpAddresses(): NlRequest {

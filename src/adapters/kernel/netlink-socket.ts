@@ -17,6 +17,7 @@
  * interfaces below (its own .d.ts pulls in @types/node 12).
  */
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { KernelError } from '../../core/errors.js';
 import { NLMSG_ERROR, NLM_F_ECHO, type NlRequest, decodeErrno, failureReason } from './netlink-codec.js';
@@ -106,6 +107,8 @@ export class RtnlSocket {
    */
   private readonly lateAcks = new Map<number, number>();
   private readonly ackWaiters = new Map<number, (errno: number) => void>();
+  /** Rejecters of the requests in flight: the package does not settle them when its socket fails. */
+  private readonly onFail = new Set<(e: Error) => void>();
 
   private constructor(private readonly sock: PackageSocket, readonly netns: string | undefined, private readonly timeoutMs: number) {
     sock.on('message', (msgs) => {
@@ -124,8 +127,15 @@ export class RtnlSocket {
     });
     sock.on('invalid', () => undefined);
     sock.on('truncatedMessage', () => undefined);
-    // A poll/receive error closes the native socket; remember it so the owner opens a new one.
-    sock.on('error', (e) => { this.failed = e as Error; });
+    // A poll/receive error closes the native socket: fail what is in flight at once (instead of
+    // after the timeout), and remember it so the owner opens a new one.
+    sock.on('error', (e) => {
+      this.failed = e as Error;
+      for (const f of [...this.onFail]) f(this.failed);
+      for (const w of [...this.ackWaiters.values()]) w(constants.errno.EIO);
+      this.ackWaiters.clear();
+      this.close();
+    });
   }
 
   /** False once the socket was closed or failed. */
@@ -177,7 +187,7 @@ export class RtnlSocket {
     if (wait) await wait;
     let msgs: RawMessage[];
     try {
-      [msgs] = await this.sock.request(req.type, req.body, { flags: req.flags, timeout: this.timeoutMs, checkError: false });
+      [msgs] = await this.untilFailed(this.sock.request(req.type, req.body, { flags: req.flags, timeout: this.timeoutMs, checkError: false }));
     } catch (e) {
       const err = e as Error & { code?: string };
       const timedOut = /Timeout/.test(err.message);
@@ -208,6 +218,16 @@ export class RtnlSocket {
       if (errno !== 0) throw this.refused(req, errno);
     }
     return out;
+  }
+
+  /** `p`, or its rejection with the socket's error as soon as the socket fails. */
+  private untilFailed<T>(p: Promise<T>): Promise<T> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise<T>((resolve, reject) => {
+      const fail = (e: Error): void => reject(e);
+      this.onFail.add(fail);
+      p.then((v) => { this.onFail.delete(fail); resolve(v); }, (e: unknown) => { this.onFail.delete(fail); reject(e); });
+    });
   }
 
   private refused(req: NlRequest, errno: number): NetlinkError {
@@ -251,6 +271,6 @@ export class RtnlSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.sock.close();
+    try { this.sock.close(); } catch { /* already closed by its own failure */ }
   }
 }

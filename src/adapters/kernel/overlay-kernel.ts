@@ -36,6 +36,7 @@ import { type CommandResult, formatCommand, inNetns, runCommand } from './exec.j
 import { isNetns } from './netns.js';
 import { NftRunner } from './nft.js';
 import { checkPathMtu } from './overlay-mtu-probe.js';
+import { elapsedMs as ms } from './elapsed.js';
 import { KeyedSerializer } from './serial.js';
 
 type Fields = Record<string, unknown>;
@@ -118,9 +119,6 @@ export interface OverlayDataPlane {
   checkPathMtu(targets: readonly PathMtuTarget[]): Promise<PathMtuResult[]>;
 }
 
-function ms(t0: number): number {
-  return Math.round((performance.now() - t0) * 100) / 100;
-}
 
 /**
  * (line, reason) for every failed line of a `-force -batch` run: ip(8) and

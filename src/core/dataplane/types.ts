@@ -135,9 +135,9 @@ export interface DataPlane {
   /** Bridges (in the daemon's netns) that carry weft's ownership alias, with the network they serve and how many weft VXLAN ports they have. */
   listOwnedBridges(): Promise<{ name: string; network: string; overlayPorts: number }[]>;
   /** Host ends of veths (in the daemon's netns) that carry weft's port alias. */
-  listOwnedPorts(): Promise<{ name: string; bridge: string }[]>;
-  /** Deletes such a host end (and so its container end); false when it is gone or not weft's. */
-  removeOwnedPort(name: string): Promise<boolean>;
+  listOwnedPorts(): Promise<{ name: string; bridge: string; mac: string }[]>;
+  /** Deletes such a host end (and so its container end) if it still has this MAC; false when it is gone, another veth, or not weft's. */
+  removeOwnedPort(name: string, mac: string): Promise<boolean>;
   /** Creates the veth pair, configures both ends; on any failure undoes what it did and throws. */
   attachVeth(spec: VethAttachSpec): Promise<AttachResult>;
   /** Idempotent: succeeds when the netns or the links are already gone. */
