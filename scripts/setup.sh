@@ -43,7 +43,7 @@ fi
 # warns). N-API, so one build serves every Node version. Node's headers come
 # from /usr/include/node when they are there, so nothing is downloaded.
 addon=native/netns/build/Release/weft_netns.node
-if [ ! -f "$addon" ] || [ native/netns/netns.c -nt "$addon" ] || [ native/netns/binding.gyp -nt "$addon" ]; then
+if [ ! -f "$addon" ] || [ native/netns/netns.c -nt "$addon" ] || [ native/netns/rtnl.c -nt "$addon" ] || [ native/netns/binding.gyp -nt "$addon" ]; then
   gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
   nodedir=()
   [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "weft_netns",
-      "sources": ["netns.c"],
+      "sources": ["netns.c", "rtnl.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

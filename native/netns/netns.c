@@ -5,6 +5,7 @@
  * back (src/adapters/kernel/netns-addon.ts); the socket keeps the namespace
  * it was created in. Errors are thrown as Error objects carrying the errno
  * name in `code` (EINVAL, EPERM, ...), like Node's own system errors.
+ * rtnl.c adds rtnetlink requests run on libuv's thread pool.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,8 +14,10 @@
 #include <string.h>
 #include <node_api.h>
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  const char *name = err == EBADF ? "EBADF" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : err == ENOMEM ? "ENOMEM" : err == ENOSYS ? "ENOSYS" : "EUNKNOWN";
+void weft_register_rtnl(napi_env env, napi_value exports);
+
+napi_value weft_throw_errno(napi_env env, int err, const char *syscall) {
+  const char *name = err == EBADF ? "EBADF" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : err == ENOMEM ? "ENOMEM" : err == ENOSYS ? "ENOSYS" : err == EMFILE ? "EMFILE" : err == EAFNOSUPPORT ? "EAFNOSUPPORT" : "EUNKNOWN";
   char msg[128];
   snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
   napi_throw_error(env, name, msg);
@@ -31,7 +34,7 @@ static napi_value js_setns(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "setns(fd, nstype) takes two integers");
     return NULL;
   }
-  if (setns(fd, nstype) != 0) return throw_errno(env, errno, "setns");
+  if (setns(fd, nstype) != 0) return weft_throw_errno(env, errno, "setns");
   return NULL;
 }
 
@@ -41,6 +44,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "setns", fn);
   napi_create_int32(env, CLONE_NEWNET, &flag);
   napi_set_named_property(env, exports, "CLONE_NEWNET", flag);
+  weft_register_rtnl(env, exports);
   return exports;
 }
 

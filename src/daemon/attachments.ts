@@ -4,15 +4,27 @@
  *
  * Order of an ADD, and why:
  *  1. one durable transaction allocates every address and records the
- *     attachment as `creating` — a crash after this point is rolled back at
- *     start, a crash before it left nothing;
+ *     attachment as `creating`, with everything its result needs but the
+ *     MACs; a crash before it left no record (a veth it may have left is
+ *     removed by the reconcile's sweep of veths no record owns);
  *  2. kernel work (bridge, veth or macvlan, NAT);
- *  3. a second transaction marks it `ready` with the result.
- * Any failure in 2 or 3 undoes 2 and then 1, so a failed ADD leaves nothing.
+ *  3. the answer, then a second transaction marks the attachment `ready`.
+ *     The `ready` commit (~0.5 ms of fsync) follows the answer because
+ *     nothing in the answer depends on it; the keyed lock is held until it
+ *     is done. A crash between the answer and that commit leaves a
+ *     `creating` record whose kernel state is complete: a restarted router
+ *     completes it (settleInterrupted). When the ADD changes the NAT table
+ *     (first masquerading container of a subnet, published ports), `ready`
+ *     is committed before the answer, because the table is planned from
+ *     ready records.
+ * Any failure in 2 undoes 2 and then 1, so a failed ADD leaves nothing.
+ * weft-ipam has no kernel work: its attachment is `ready` in 1.
  */
 import { statSync } from 'node:fs';
 import type { Store } from '../adapters/store/store.js';
-import type { CniDns, CniInterface, CniResult, CniRoute, IpamResult } from '../core/cni/result.js';
+import { type LinkMacs, ipamResultOf, mainResultOf, mergeDns } from '../core/cni/attach-result.js';
+import type { CniDns, CniResult, CniRoute, IpamResult } from '../core/cni/result.js';
+import { containerSideComplete } from '../core/dataplane/interrupted-add.js';
 import type { DataPlane } from '../core/dataplane/types.js';
 import { bridgeNameFor, hostIfnameFor } from '../core/dataplane/names.js';
 import { NotFoundError, CheckFailedError, ConflictError, InvalidEnvError, TryAgainError, UnknownContainerError, AddressUnavailableError, toWeftError } from '../core/errors.js';
@@ -74,15 +86,9 @@ export function netnsIdentity(path: string | undefined): string | undefined {
   }
 }
 
-function mergeDns(layers: readonly CniDns[]): CniDns {
-  const out: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] } = {};
-  for (const d of layers) {
-    if (d.nameservers?.length) out.nameservers = [...d.nameservers];
-    if (d.domain) out.domain = d.domain;
-    if (d.search?.length) out.search = [...d.search];
-    if (d.options?.length) out.options = [...d.options];
-  }
-  return out;
+/** Resolves once the answer of the current request has been written: promise callbacks run before any setImmediate. */
+function afterAnswer(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 export class Attachments {
@@ -118,8 +124,18 @@ export class Attachments {
     }
   }
 
-  async attach(req: AttachRequest): Promise<AttachOutcome> {
-    return this.lock.run(this.key(req.containerId, req.ifname), () => this.attachLocked(req));
+  /** Resolves with the outcome as soon as it is known; the attachment's lock is held until its `ready` commit, which may follow. */
+  attach(req: AttachRequest): Promise<AttachOutcome> {
+    return new Promise((resolve, reject) => {
+      this.lock.run(this.key(req.containerId, req.ifname), async () => {
+        const r = await this.attachLocked(req);
+        resolve(r.outcome);
+        if (r.recordReady) {
+          await afterAnswer();
+          r.recordReady();
+        }
+      }).catch(reject);
+    });
   }
 
   private reserveAll(req: AttachRequest, bridge: string | undefined): { att: Attachment; allocated: Allocated[]; bound: BindingChange[] } | { existing: Attachment } {
@@ -161,55 +177,59 @@ export class Attachments {
         address: `${a.allocation.ip}/${parseCidr(a.subnet.cidr).prefix}`,
         ...(a.subnet.gateway ? { gateway: a.subnet.gateway } : {}),
       }));
+      const routes: CniRoute[] = [];
+      for (const a of allocated) for (const rt of a.subnet.routes) routes.push({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) });
+      const dns = mergeDns([...allocated.map(({ subnet: s }) => ({ nameservers: s.dns.nameservers, search: s.dns.search, options: s.dns.options, ...(s.dns.domain ? { domain: s.dns.domain } : {}) })), ...req.dns]);
       const idKey = identityKey(req.identity);
       const netnsId = netnsIdentity(req.netns);
-      const att: Attachment = {
+      const base: Attachment = {
         containerId: req.containerId, ifname: req.ifname, network: req.network, plugin: req.plugin, mode: req.mode, state: 'creating',
         ...(req.netns ? { netns: req.netns } : {}), ...(netnsId ? { netnsId } : {}),
         ...(idKey ? { identity: idKey } : {}), tenant: req.identity.namespace, ips,
         ...(req.mode === 'bridge' ? { hostIfname: hostIfnameFor(req.containerId, req.ifname), bridge } : {}),
         ...(req.master ? { master: req.master } : {}),
         ...(req.mode !== 'ipam' ? { mtu: req.mtu ?? this.defaults.mtu } : {}),
-        ipMasq: req.ipMasq, portMappings: req.portMappings, aliases: req.aliases, createdAt: this.now().toISOString(),
+        ipMasq: req.ipMasq, portMappings: req.portMappings, aliases: req.aliases, routes, dns, createdAt: this.now().toISOString(),
       };
+      // weft-ipam touches no kernel state: its answer is known now, and one commit records it.
+      const att: Attachment = req.mode === 'ipam' ? { ...base, state: 'ready', result: ipamResultOf(base) as unknown as Record<string, unknown> } : base;
       tx.putAttachment(att);
       return { att, allocated, bound };
     });
   }
 
-  private async attachLocked(req: AttachRequest): Promise<AttachOutcome> {
+  private async attachLocked(req: AttachRequest): Promise<{ outcome: AttachOutcome; recordReady?: () => void }> {
     const bridge = req.mode === 'bridge' ? (req.bridge ?? bridgeNameFor(req.network)) : undefined;
     const r = this.reserveAll(req, bridge);
     if ('existing' in r) {
       const e = r.existing;
       // A retried ADD for the same sandbox gets the same answer; anything else is the runtime's mistake.
       if (e.state === 'ready' && e.netns === req.netns && e.network === req.network && e.result) {
-        return req.mode === 'ipam' ? { kind: 'ipam', result: e.result as unknown as IpamResult } : { kind: 'main', result: e.result as unknown as CniResult };
+        return { outcome: req.mode === 'ipam' ? { kind: 'ipam', result: e.result as unknown as IpamResult } : { kind: 'main', result: e.result as unknown as CniResult } };
       }
       if (e.state === 'creating') throw new TryAgainError(`an ADD for container ${req.containerId} interface ${req.ifname} is already in progress`);
       throw new ConflictError(`container ${req.containerId} already has interface ${req.ifname} attached (network "${e.network}")`, { hint: 'the runtime must DEL before it ADDs the same interface again' });
     }
     const { att, allocated, bound } = r;
+    if (att.state === 'ready') {
+      this.changed(att, false);
+      return { outcome: { kind: 'ipam', result: att.result as unknown as IpamResult } };
+    }
     const subnets = allocated.map((a) => a.subnet);
-    let kernelTouched = false;
+    const cidrs = subnets.map((s) => s.cidr);
     let masqCounted = false;
     try {
-      let outcome: AttachOutcome;
-      const routes: CniRoute[] = [];
-      for (const s of subnets) for (const rt of s.routes) routes.push({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) });
-      const dns = mergeDns([...subnets.map((s) => ({ nameservers: s.dns.nameservers, search: s.dns.search, options: s.dns.options, ...(s.dns.domain ? { domain: s.dns.domain } : {}) })), ...req.dns]);
       const gateways = subnets.map((s) => s.gateway).filter((g): g is string => !!g);
       const addresses = att.ips.map((i) => i.address);
-      if (req.mode === 'ipam') {
-        outcome = { kind: 'ipam', result: { ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}) })), routes, dns } };
-      } else if (req.mode === 'bridge') {
-        kernelTouched = true;
+      const routes = (att.routes ?? []).map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) }));
+      let macs: LinkMacs;
+      if (req.mode === 'bridge') {
         // Start-up only enabled forwarding for the families that had subnets then; a later v6 subnet needs it too.
         await this.host.enableForwarding(subnets.map((s) => parseCidr(s.cidr).family));
         let { mac: bridgeMac } = await this.host.ensureBridge(bridge!);
         const veth = {
           netns: req.netns!, ifname: req.ifname, hostIfname: att.hostIfname!, bridge: bridge!, mtu: att.mtu!,
-          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes: routes.map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) })), hairpin: req.hairpin,
+          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes, hairpin: req.hairpin,
         };
         let res;
         try {
@@ -221,47 +241,59 @@ export class Attachments {
           bridgeMac = (await this.host.ensureBridge(bridge!)).mac;
           res = await this.dp.attachVeth(veth);
         }
-        const ifaces: CniInterface[] = [
-          { name: bridge!, mac: bridgeMac },
-          { name: att.hostIfname!, ...(res.hostMac ? { mac: res.hostMac } : {}) },
-          { name: req.ifname, mac: res.containerMac, mtu: att.mtu!, sandbox: req.netns! },
-        ];
-        outcome = { kind: 'main', result: { interfaces: ifaces, ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}), interface: 2 })), routes, dns } };
+        macs = { container: res.containerMac, bridge: bridgeMac, ...(res.hostMac ? { host: res.hostMac } : {}) };
       } else {
-        kernelTouched = true;
         const res = await this.dp.attachMacvlan({
           netns: req.netns!, ifname: req.ifname, master: req.master!, mode: req.macvlanMode ?? 'bridge', mtu: att.mtu!,
-          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes: routes.map((x) => ({ dst: x.dst, ...(x.gw ? { gw: x.gw } : {}) })),
+          ...(req.mac ? { mac: req.mac } : {}), addresses, gateways, routes,
         });
-        outcome = { kind: 'main', result: { interfaces: [{ name: req.ifname, mac: res.containerMac, mtu: att.mtu!, sandbox: req.netns! }], ips: att.ips.map((i) => ({ address: i.address, ...(i.gateway ? { gateway: i.gateway } : {}), interface: 0 })), routes, dns } };
+        macs = { container: res.containerMac };
       }
-      const mac = outcome.kind === 'main' ? outcome.result.interfaces.find((i) => i.sandbox)?.mac : undefined;
-      const ready: Attachment = { ...att, state: 'ready', ...(mac ? { mac } : {}), result: outcome.result as unknown as Record<string, unknown> };
+      const result = mainResultOf(att, macs);
+      const ready: Attachment = { ...att, state: 'ready', mac: macs.container, result: result as unknown as Record<string, unknown> };
+      const outcome: AttachOutcome = { kind: 'main', result };
+      // The NAT table changes only when a subnet starts being masqueraded or a port is published.
+      const natChange = att.portMappings.length > 0 || this.host.natFailed || (att.ipMasq && !this.host.masquerading(cidrs));
+      if (!natChange) return { outcome, recordReady: () => this.recordReady(ready, cidrs) };
       this.store.write((tx) => tx.putAttachment(ready));
       this.changed(ready, false);
-      // The NAT table changes only when a subnet starts being masqueraded or a port is published.
-      const masqChanged = att.ipMasq && this.host.masqueradeChanged(subnets.map((s) => s.cidr), 1);
       masqCounted = att.ipMasq;
-      if (masqChanged || att.portMappings.length || this.host.natFailed) await this.host.syncNat();
-      return outcome;
+      if (att.ipMasq) this.host.masqueradeChanged(cidrs, 1);
+      await this.host.syncNat();
+      return { outcome };
     } catch (e) {
       // A failure after the `ready` commit (the NAT sync) was already counted as a masquerade user: uncount it.
-      if (masqCounted) this.host.masqueradeChanged(subnets.map((s) => s.cidr), -1);
-      await this.undo(att, allocated, bound, kernelTouched);
+      if (masqCounted) this.host.masqueradeChanged(cidrs, -1);
+      await this.undo(att, allocated, bound);
       throw e;
     }
   }
 
-  /** Rolls back a failed ADD; errors here are logged, the original error is what the runtime sees. */
-  private async undo(att: Attachment, allocated: Allocated[], bound: readonly BindingChange[], kernelTouched: boolean): Promise<void> {
+  /** The `ready` commit after the answer (see the top of this file). */
+  private recordReady(ready: Attachment, cidrs: readonly string[]): void {
     try {
-      if (kernelTouched) await this.removeKernel(att);
+      this.store.write((tx) => tx.putAttachment(ready));
+    } catch (e) {
+      this.log.error('the attachment could not be recorded as ready; the next reconcile completes it', { containerId: ready.containerId, ifname: ready.ifname, err: toWeftError(e).message });
+      return;
+    }
+    this.changed(ready, false);
+    // A DEL of the subnet's last other masquerading container since the check removed the rule without this one.
+    if (ready.ipMasq && this.host.masqueradeChanged(cidrs, 1)) {
+      void this.host.syncNat().catch((e: unknown) => this.log.error('NAT sync after an ADD failed', { err: toWeftError(e).message }));
+    }
+  }
+
+  /** Rolls back a failed ADD; errors here are logged, the original error is what the runtime sees. */
+  private async undo(att: Attachment, allocated: Allocated[], bound: readonly BindingChange[]): Promise<void> {
+    try {
+      await this.removeKernel(att);
     } catch (e) {
       // The interface may still carry the address: keep the attachment (as `creating`) and its
       // allocations, so the runtime's DEL, GC or the next start retries instead of handing the
       // address to someone else.
       this.log.error('rollback of kernel state failed; attachment kept for DEL to retry', { containerId: att.containerId, ifname: att.ifname, err: toWeftError(e).message });
-      this.store.write((tx) => tx.putAttachment({ ...att, state: 'creating' }));
+      this.store.write((tx) => tx.putAttachment({ ...att, state: 'creating', abandoned: true }));
       return;
     }
     this.store.write((tx) => {
@@ -271,7 +303,7 @@ export class Attachments {
     });
     this.changed(att, true);
     // The bridge this ADD created, or the gateway it added to an existing one, goes too.
-    if (kernelTouched && att.bridge) {
+    if (att.bridge) {
       await this.host.settleBridge(att.bridge).catch((e: unknown) => this.log.error('rollback of the bridge failed', { bridge: att.bridge, err: toWeftError(e).message }));
     }
     if (att.ipMasq || att.portMappings.length) await this.host.syncNat().catch((e: unknown) => this.log.error('NAT resync after rollback failed', { err: toWeftError(e).message }));
@@ -386,6 +418,57 @@ export class Attachments {
       }
     }
     return { released, errors };
+  }
+
+  /**
+   * ADDs left `creating`: by a crash (the answer may have gone out, since
+   * the `ready` commit follows it), a failed `ready` commit, or a failed
+   * rollback. One whose kernel state is complete and that did not fail is
+   * completed, any other rolled back. Each is judged under its lock, so an
+   * ADD in flight is waited for, not judged.
+   */
+  async settleInterrupted(): Promise<{ completed: Attachment[]; rolledBack: Attachment[]; errors: string[] }> {
+    const candidates = this.store.read((tx) => tx.listAttachments()).filter((a) => a.state === 'creating');
+    const completed: Attachment[] = [];
+    const rolledBack: Attachment[] = [];
+    const errors: string[] = [];
+    for (const a of candidates) {
+      try {
+        await this.lock.run(this.key(a.containerId, a.ifname), async () => {
+          const cur = this.store.read((tx) => tx.getAttachment(a.containerId, a.ifname));
+          if (cur?.state !== 'creating') return;
+          const macs = cur.abandoned ? undefined : await this.completeInKernel(cur);
+          if (!macs) {
+            await this.release(cur, undefined, true);
+            rolledBack.push(cur);
+            return;
+          }
+          const ready: Attachment = { ...cur, state: 'ready', mac: macs.container, result: mainResultOf(cur, macs) as unknown as Record<string, unknown> };
+          this.store.write((tx) => tx.putAttachment(ready));
+          this.changed(ready, false);
+          // The NAT table is planned from ready records; the reconcile that called this rewrites it next.
+          if (ready.ipMasq) this.host.masqueradeChanged(this.store.read((tx) => ready.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c)), 1);
+          completed.push(ready);
+        });
+      } catch (e) {
+        errors.push(`${a.containerId}/${a.ifname}: ${toWeftError(e).message}`);
+      }
+    }
+    return { completed, rolledBack, errors };
+  }
+
+  /** The MACs of an interrupted ADD's links when the kernel has all of it (what its answer said); else undefined. */
+  private async completeInKernel(att: Attachment): Promise<LinkMacs | undefined> {
+    // Records of versions before the `ready` commit followed the answer carry no routes; their answers never went out.
+    if (att.mode === 'ipam' || att.routes === undefined || !this.containerAlive(att)) return undefined;
+    const st = await this.dp.inspectContainerIface(att.netns!, att.ifname);
+    if (!st || !containerSideComplete({ addresses: att.ips.map((i) => i.address), routes: att.routes }, st)) return undefined;
+    if (att.mode === 'macvlan') return { container: st.mac };
+    const h = await this.dp.hostLink(att.hostIfname!);
+    if (!h?.up || h.master !== att.bridge) return undefined;
+    const br = await this.dp.hostLink(att.bridge!);
+    if (!br) return undefined;
+    return { container: st.mac, host: h.mac, bridge: br.mac };
   }
 
   /** True when the attachment's container still exists: its netns is the one recorded at ADD. */

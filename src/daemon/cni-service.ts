@@ -55,6 +55,9 @@ function withoutContainerArgs(config: unknown): unknown {
 }
 
 export class CniService implements CniHandler {
+  /** `dev:inode` of the router's own netns (it never changes), read at the first ADD. */
+  private ownNetns: string | undefined;
+
   constructor(
     private readonly attachments: Attachments,
     private readonly ipam: IpamService,
@@ -141,8 +144,8 @@ export class CniService implements CniHandler {
     const req = this.attachRequest(p);
     if (req.mode !== 'ipam') {
       // libcni's ErrInvalidNetNS: the container end, its address and its default route would land on the host itself.
-      const own = netnsIdentity('/proc/self/ns/net');
-      if (own !== undefined && netnsIdentity(p.env.netns) === own) {
+      this.ownNetns ??= netnsIdentity('/proc/self/ns/net');
+      if (this.ownNetns !== undefined && netnsIdentity(p.env.netns) === this.ownNetns) {
         throw new InvalidEnvError(`CNI_NETNS "${p.env.netns}" is the weft router's own network namespace, not a container's`, { hint: 'the runtime must pass the container\'s netns' });
       }
       const f = this.features();

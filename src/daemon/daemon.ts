@@ -194,7 +194,7 @@ export class Daemon {
     const families = new Set(this.ipam.listSubnets().map((u) => parseCidr(u.subnet.cidr).family));
     await this.host.enableForwarding([...families]);
     this.host.assumeNatApplied();
-    this.lastReconcile = await this.reconciler.run({ startup: true });
+    this.lastReconcile = await this.reconciler.run();
     this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
     if (this.mesh && this.opts.mesh) {
       if (!this.underlay && this.opts.mesh.peers.length > 0) this.warnings.push('no underlay address found (no up interface with a global address): containers of other hosts are unreachable; pass --advertise-addr');
@@ -291,7 +291,7 @@ export class Daemon {
   async reconcileNow(): Promise<ReconcileReport> {
     await this.overlay?.syncNow();
     try {
-      this.lastReconcile = await this.reconciler.run({ startup: false });
+      this.lastReconcile = await this.reconciler.run();
       this.metrics.reconciles.inc({ outcome: this.lastReconcile.errors.length ? 'error' : 'ok' });
     } catch (e) {
       this.metrics.reconciles.inc({ outcome: 'error' });

@@ -113,7 +113,7 @@ export class HostNetwork {
         await this.dp.removeBridge(name);
         return;
       }
-      const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
+      const spec = this.store.read((tx) => this.bridgeSpec(tx, name));
       if (spec) await this.ensureSpec(spec);
     });
   }
@@ -122,7 +122,7 @@ export class HostNetwork {
   private relaySpec(bridge: string, network: string): BridgeSpec {
     const bound = this.store.read((tx) => {
       if (!tx.listAttachments().some((a) => a.bridge === bridge)) return undefined;
-      return desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu).find((b) => b.name === bridge);
+      return this.bridgeSpec(tx, bridge);
     });
     return bound ?? { name: bridge, network, mtu: this.mtu, addresses: [] };
   }
@@ -157,6 +157,14 @@ export class HostNetwork {
     }
   }
 
+  /** One bridge's desired state, reading only the subnets bound to it (an ADD asks for it every time). */
+  private bridgeSpec(tx: StoreTx, name: string): BridgeSpec | undefined {
+    const mine = this.bindings(tx).filter((b) => b.bridge === name);
+    const subnets = new Map<string, Subnet>();
+    for (const b of mine) { const s = tx.getSubnet(b.subnet); if (s) subnets.set(s.name, s); }
+    return desiredBridges(mine, subnets, this.mtu)[0];
+  }
+
   bindings(tx: StoreTx): SubnetBinding[] {
     return tx.listMeta<SubnetBinding>(BINDING).map((m) => m.value);
   }
@@ -168,7 +176,7 @@ export class HostNetwork {
   /** Ensures one bridge exists as the store says it should; returns its MAC. */
   async ensureBridge(name: string): Promise<{ mac: string }> {
     return this.bridgeLock.run(name, async () => {
-      const spec = this.store.read((tx) => desiredBridges(this.bindings(tx), this.subnetsMap(tx), this.mtu)).find((b) => b.name === name);
+      const spec = this.store.read((tx) => this.bridgeSpec(tx, name));
       if (!spec) throw new ConflictError(`internal: no subnet is bound to bridge ${name}`);
       const key = JSON.stringify(spec);
       const known = this.ensured.get(name);
@@ -197,14 +205,7 @@ export class HostNetwork {
    */
   masqueradeChanged(cidrs: readonly string[], delta: 1 | -1): boolean {
     if (!this.masqUsers) {
-      const m = new Map<string, number>();
-      this.store.read((tx) => {
-        const subnets = this.subnetsMap(tx);
-        for (const a of tx.listAttachments()) {
-          if (a.state !== 'ready' || !a.ipMasq) continue;
-          for (const ip of a.ips) { const c = subnets.get(ip.subnet)?.cidr; if (c) m.set(c, (m.get(c) ?? 0) + 1); }
-        }
-      });
+      const m = this.countMasqueradeUsers();
       // The store already holds this attachment's new state; undo its share so the delta below applies once.
       for (const c of cidrs) m.set(c, (m.get(c) ?? 0) - delta);
       this.masqUsers = m;
@@ -217,6 +218,25 @@ export class HostNetwork {
       if (after === 0) this.masqUsers.delete(c); else this.masqUsers.set(c, after);
     }
     return changed;
+  }
+
+  /** True when every one of `cidrs` is masqueraded already (an ADD of one more such container leaves the NAT table as it is). */
+  masquerading(cidrs: readonly string[]): boolean {
+    this.masqUsers ??= this.countMasqueradeUsers();
+    const users = this.masqUsers;
+    return cidrs.every((c) => (users.get(c) ?? 0) > 0);
+  }
+
+  private countMasqueradeUsers(): Map<string, number> {
+    const m = new Map<string, number>();
+    this.store.read((tx) => {
+      const subnets = this.subnetsMap(tx);
+      for (const a of tx.listAttachments()) {
+        if (a.state !== 'ready' || !a.ipMasq) continue;
+        for (const ip of a.ips) { const c = subnets.get(ip.subnet)?.cidr; if (c) m.set(c, (m.get(c) ?? 0) + 1); }
+      }
+    });
+    return m;
   }
 
   /**

@@ -2,7 +2,9 @@
  * Brings store and kernel back into agreement: at start (after a crash or a
  * reboot) and periodically (someone deleted a bridge, a container vanished
  * without DEL). Order matters:
- *  1. roll back ADDs that were in flight when the daemon died;
+ *  1. settle ADDs left `creating` (in flight when the daemon died, or whose
+ *     `ready` commit failed): complete the ones the kernel has in full, roll
+ *     back the others;
  *  2. release attachments whose container is gone (the netns no longer exists);
  *  3. remove weft veths no attachment owns;
  *  4. recreate missing bridges and remove weft bridges nothing uses;
@@ -15,6 +17,8 @@ import { toWeftError } from '../core/errors.js';
 
 export interface ReconcileReport {
   readonly at: string;
+  /** Interrupted ADDs whose kernel state was complete, recorded as ready (their answer may have gone out). */
+  readonly completed: number;
   readonly rolledBack: number;
   readonly collected: number;
   readonly bridgesEnsured: number;
@@ -26,6 +30,7 @@ export interface ReconcileReport {
 
 export function summarize(r: ReconcileReport): string {
   const parts = [`${r.bridgesEnsured} bridge(s) in place`];
+  if (r.completed) parts.push(`${r.completed} interrupted ADD(s) completed`);
   if (r.rolledBack) parts.push(`${r.rolledBack} interrupted ADD(s) rolled back`);
   if (r.collected) parts.push(`${r.collected} attachment(s) of vanished containers released`);
   if (r.portsRemoved) parts.push(`${r.portsRemoved} veth(s) no attachment owned removed`);
@@ -45,20 +50,18 @@ export class Reconciler {
   }
 
   /** Runs one pass; concurrent callers share the pass in progress. */
-  run(opts: { startup: boolean }): Promise<ReconcileReport> {
-    this.running ??= this.pass(opts).finally(() => { this.running = undefined; });
+  run(): Promise<ReconcileReport> {
+    this.running ??= this.pass().finally(() => { this.running = undefined; });
     return this.running;
   }
 
-  private async pass(opts: { startup: boolean }): Promise<ReconcileReport> {
+  private async pass(): Promise<ReconcileReport> {
     const errors: string[] = [];
-    let rolledBack = 0;
-    if (opts.startup) {
-      // Nothing else runs yet at start-up, so every `creating` record is a leftover of a crash.
-      const r = await this.attachments.gc(undefined, (a) => a.state !== 'creating', { rollback: true });
-      rolledBack = r.released.length;
-      errors.push(...r.errors);
-    }
+    // At start-up nothing else runs yet; later an ADD in flight holds its lock and is waited for.
+    const settled = await this.attachments.settleInterrupted();
+    const completed = settled.completed.length;
+    const rolledBack = settled.rolledBack.length;
+    errors.push(...settled.errors);
     const gone = await this.attachments.gc(undefined, (a) => a.state === 'creating' || a.mode === 'ipam' && !a.netns || this.attachments.containerAlive(a));
     errors.push(...gone.errors);
     let portsRemoved = 0;
@@ -82,8 +85,8 @@ export class Reconciler {
     } catch (e) {
       errors.push(`nftables: ${toWeftError(e).message}`);
     }
-    const report: ReconcileReport = { at: this.now().toISOString(), rolledBack, collected: gone.released.length, bridgesEnsured, bridgesRemoved, portsRemoved, errors };
-    if (rolledBack || gone.released.length || bridgesRemoved || portsRemoved || errors.length) this.log.info('reconciled', { ...report });
+    const report: ReconcileReport = { at: this.now().toISOString(), completed, rolledBack, collected: gone.released.length, bridgesEnsured, bridgesRemoved, portsRemoved, errors };
+    if (completed || rolledBack || gone.released.length || bridgesRemoved || portsRemoved || errors.length) this.log.info('reconciled', { ...report });
     return report;
   }
 }

@@ -1,9 +1,12 @@
+import type { CniDns, CniRoute } from '../cni/result.js';
 import type { CniResultLike } from './result-like.js';
 
 /**
  * One (container, interface) attachment: what the CNI runtime asked for and
- * what weft did about it. `creating` marks an ADD in progress; a daemon that
- * restarts and finds one rolls it back (the runtime will DEL or retry).
+ * what weft did about it. `creating` marks an ADD in progress, or one whose
+ * answer went out just before the router died (the `ready` commit follows
+ * the answer): a restarted router completes it when the kernel has all of
+ * it, and rolls it back otherwise (the runtime will DEL or retry).
  */
 export interface AttachmentIp {
   readonly subnet: string;
@@ -25,6 +28,8 @@ export interface Attachment {
   readonly plugin: 'weft' | 'weft-ipam';
   readonly mode: 'bridge' | 'macvlan' | 'ipam';
   readonly state: 'creating' | 'ready';
+  /** A failed ADD whose rollback failed too: kept `creating` for DEL to retry, never completed. */
+  readonly abandoned?: true;
   readonly netns?: string;
   /** `dev:inode` of the netns at ADD time: a reused /proc/PID path is not mistaken for the container. */
   readonly netnsId?: string;
@@ -39,6 +44,9 @@ export interface Attachment {
   readonly ipMasq: boolean;
   readonly portMappings: readonly PortMappingRecord[];
   readonly aliases: readonly string[];
+  /** The routes and DNS the result carries, recorded with `creating` so a restarted router can rebuild the result. */
+  readonly routes?: readonly CniRoute[];
+  readonly dns?: CniDns;
   /** The result as returned to the runtime (internal 1.1 shape). */
   readonly result?: CniResultLike;
   readonly createdAt: string;
