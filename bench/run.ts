@@ -137,12 +137,18 @@ async function scrapeAddHistogram(socket: string): Promise<Histogram> {
 
 
 /** One CNI request straight to the daemon API (no plugin exec): the daemon's own handling time plus one socket round trip. */
-async function apiCni(socket: string, req: CniRequest): Promise<number> {
+/** One CNI request straight to the router: the round trip and the router's own time (its server-timing header), in ms. */
+async function apiCall(socket: string, req: CniRequest): Promise<{ ms: number; routerMs: number }> {
   const t0 = performance.now();
   const r = await request({ socketPath: socket, method: 'POST', path: CNI_ENDPOINT, body: req, timeoutMs: 120_000 });
   const ms = performance.now() - t0;
   if (r.status !== 200) throw new Error(`API ${req.command} ${req.env.containerId}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
-  return ms;
+  if (r.serverMs === undefined) throw new Error('the router sent no server-timing header');
+  return { ms, routerMs: r.serverMs };
+}
+
+async function apiCni(socket: string, req: CniRequest): Promise<number> {
+  return (await apiCall(socket, req)).ms;
 }
 
 function apiReq(command: 'ADD' | 'DEL', cid: string, ns: Netns, socket: string, ipMasq: boolean): CniRequest {
@@ -371,20 +377,33 @@ async function ipamPhase(tmp: string, refRunner: ExecRunner, weft: { runner: Exe
   };
 }
 
-async function apiPhase(d: Daemon, containers: Netns[]): Promise<{ add: Summary; del: Summary; cpuMsPerAdd: number; cpuMsPerDel: number }> {
+/** Fresh container netns, as a runtime gives (one that had an interface is cheaper to program: its lo is up already). */
+async function apiPhase(d: Daemon, n: number): Promise<{ add: Summary; routerAdd: Summary; routerDel: Summary; del: Summary; cpuMsPerAdd: number; cpuMsPerDel: number }> {
+  const containers = await makeNetns('ap', n, 'daemon API containers');
   progress(`daemon API: ${containers.length} ADDs then DELs straight to the socket (no plugin exec)`);
   const add: number[] = [];
   const del: number[] = [];
+  const routerAdd: number[] = [];
+  const routerDel: number[] = [];
   const cpu = (): number => { const c = cpuOf(d.pid); return c.selfMs + c.childrenMs; };
   const c0 = cpu();
-  for (let i = 0; i < containers.length; i++) add.push(await apiCni(d.socket, apiReq('ADD', cid('api', i), containers[i]!, d.socket, cfg.ipMasq)));
+  for (let i = 0; i < containers.length; i++) {
+    const r = await apiCall(d.socket, apiReq('ADD', cid('api', i), containers[i]!, d.socket, cfg.ipMasq));
+    add.push(r.ms);
+    routerAdd.push(r.routerMs);
+  }
   await sleep(100);
   const c1 = cpu();
-  for (let i = 0; i < containers.length; i++) del.push(await apiCni(d.socket, apiReq('DEL', cid('api', i), containers[i]!, d.socket, cfg.ipMasq)));
+  for (let i = 0; i < containers.length; i++) {
+    const r = await apiCall(d.socket, apiReq('DEL', cid('api', i), containers[i]!, d.socket, cfg.ipMasq));
+    del.push(r.ms);
+    routerDel.push(r.routerMs);
+  }
   await sleep(100);
   const c2 = cpu();
-  const n = Math.max(1, containers.length);
-  return { add: ms(summarize(add)), del: ms(summarize(del)), cpuMsPerAdd: round((c1 - c0) / n, 1), cpuMsPerDel: round((c2 - c1) / n, 1) };
+  await pool(containers, 8, (ns) => world.deleteNetns(ns));
+  const count = Math.max(1, containers.length);
+  return { add: ms(summarize(add)), del: ms(summarize(del)), routerAdd: ms(summarize(routerAdd)), routerDel: ms(summarize(routerDel)), cpuMsPerAdd: round((c1 - c0) / count, 1), cpuMsPerDel: round((c2 - c1) / count, 1) };
 }
 
 async function bigPhase(d: Daemon, weft: CniSystem, probeNs: Netns, idle: { cpuMsPerAdd: number; cpuMsPerDel: number; add: Summary; del: Summary }): Promise<NonNullable<BenchResults['big']>> {
@@ -531,8 +550,8 @@ async function main(): Promise<void> {
   const vethAttach = logMs(daemon.logLines, 'veth attached', logFrom);
   const vethDetach = logMs(daemon.logLines, 'veth detached', logFrom);
 
-  // 5. daemon-side: direct API calls on the same container netns (now empty again)
-  const api = await apiPhase(daemon, seqNs.get('weft')!);
+  // 5. daemon-side: direct API calls on fresh container netns
+  const api = await apiPhase(daemon, cfg.n);
 
   // 2. throughput at concurrency
   const concurrent = await concurrentPhase(systems, workerNs);
@@ -558,6 +577,8 @@ async function main(): Promise<void> {
       histogramAdd: { count: hSeq.count, p50EstMs: round(histogramQuantile(hSeq, 0.5) * 1000), p99EstMs: round(histogramQuantile(hSeq, 0.99) * 1000), meanMs: round(hSeq.count ? (hSeq.sum / hSeq.count) * 1000 : Number.NaN), buckets: hSeq.buckets.map((b) => ({ le: b.le === Infinity ? '+Inf' : String(b.le), count: b.count })) },
       apiAdd: api.add,
       apiDel: api.del,
+      routerAdd: api.routerAdd,
+      routerDel: api.routerDel,
       cpuMsPerApiAdd: api.cpuMsPerAdd,
       cpuMsPerApiDel: api.cpuMsPerDel,
       vethProgramming,
@@ -594,7 +615,7 @@ function targets(r: BenchResults): Target[] {
   const floor = r.floors['nodeE0']!.p50;
   const limit = round(f.add.p50 + floor);
   t.push({ name: 'ADD p50 <= reference ADD p50 + Node start-up floor', measured: `${w.add.p50} ms vs ${f.add.p50} + ${floor} = ${limit} ms`, met: w.add.p50 <= limit });
-  t.push({ name: 'daemon-side ADD p50 < 5 ms', measured: `${r.daemon.apiAdd.p50} ms (API round trip); histogram estimate ${r.daemon.histogramAdd.p50EstMs} ms`, met: r.daemon.apiAdd.p50 < 5 });
+  t.push({ name: 'daemon-side ADD p50 < 5 ms', measured: `${r.daemon.routerAdd.p50} ms in the router (its server-timing); API round trip ${r.daemon.apiAdd.p50} ms`, met: r.daemon.routerAdd.p50 < 5 });
   if (r.big) t.push({ name: `daemon RSS < 100 MB with ${r.big.n} containers`, measured: `${r.big.rssAttachedMiB} MiB (peak ${r.big.peakMiB} MiB)`, met: r.big.rssAttachedMiB * 1.048576 < 100 });
   else t.push({ name: 'daemon RSS < 100 MB with 1000 containers', measured: 'skipped (BENCH_BIG=0)', met: undefined });
   return t;

@@ -28,6 +28,9 @@ export interface BenchResults {
     histogramAdd: { count: number; p50EstMs: number; p99EstMs: number; meanMs: number; buckets: { le: string; count: number }[] };
     apiAdd: Summary;
     apiDel: Summary;
+    /** The router's own time per request (server-timing), fresh container netns. */
+    routerAdd: Summary;
+    routerDel: Summary;
     cpuMsPerApiAdd: number;
     cpuMsPerApiDel: number;
     /** How the router programmed veths: `netlink` (in process) or `ip (<reason>)`. */
@@ -108,7 +111,9 @@ export function renderReport(r: BenchResults): string {
   row('NAT plan per ADD/DEL with 1000 attachments (ms)', ip.natPlanWith1000Attachments.p50, undefined, 'listAttachments+desiredNat');
   const d = r.daemon;
   head('router (daemon side)');
-  row('ADD p50 via API, no exec (ms)', d.apiAdd.p50, undefined, `p99 ${fmt(d.apiAdd.p99)}`);
+  row('ADD p50 in the router (ms; server-timing, fresh netns)', d.routerAdd.p50, undefined, `p90 ${fmt(d.routerAdd.p90)}, p99 ${fmt(d.routerAdd.p99)}`);
+  row('DEL p50 in the router (ms)', d.routerDel.p50, undefined, `p99 ${fmt(d.routerDel.p99)}`);
+  row('ADD p50 via API, no exec (ms)', d.apiAdd.p50, undefined, `p99 ${fmt(d.apiAdd.p99)}; adds the HTTP round trip`);
   row('DEL p50 via API, no exec (ms)', d.apiDel.p50, undefined, `p99 ${fmt(d.apiDel.p99)}`);
   row('router CPU per API ADD / DEL (ms, incl. its ip/nft children)', `${fmt(d.cpuMsPerApiAdd)} / ${fmt(d.cpuMsPerApiDel)}`, undefined);
   row('ADD p50 from weft_cni_request_duration_seconds (ms)', d.histogramAdd.p50EstMs, undefined, `bucket estimate; mean ${fmt(d.histogramAdd.meanMs)}`);

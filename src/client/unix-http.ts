@@ -23,6 +23,8 @@ export interface UnixResponse {
   readonly status: number;
   /** Decoded JSON, or undefined for an empty body. */
   readonly body: unknown;
+  /** The router's own time on the request (its server-timing header), in ms. */
+  readonly serverMs?: number;
 }
 
 /**
@@ -46,6 +48,13 @@ export class UnixHttpError extends Error {
 
 /** Responses larger than this are refused: the daemon's answers are small. */
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** The router's `server-timing: handle;dur=MS` (its own time on the request), when present. */
+export function serverTiming(header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header.join(',') : header;
+  const m = v !== undefined ? /(?:^|,)\s*handle;dur=([0-9.]+)/.exec(v) : null;
+  return m ? Number(m[1]) : undefined;
+}
 
 export function request(opts: UnixRequest): Promise<UnixResponse> {
   const { socketPath } = opts;
@@ -102,7 +111,8 @@ export function request(opts: UnixRequest): Promise<UnixResponse> {
           }
           settled = true;
           cleanup();
-          resolve({ status, body });
+          const serverMs = serverTiming(res.headers['server-timing']);
+          resolve({ status, body, ...(serverMs !== undefined ? { serverMs } : {}) });
         });
       },
     );

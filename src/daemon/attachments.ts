@@ -94,6 +94,7 @@ function afterAnswer(): Promise<void> {
 export class Attachments {
   private readonly lock = new KeyedMutex();
   private readonly listeners: ((a: Attachment, removed: boolean) => void)[] = [];
+  private readonly preparing = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -138,7 +139,7 @@ export class Attachments {
     });
   }
 
-  private reserveAll(req: AttachRequest, bridge: string | undefined): { att: Attachment; allocated: Allocated[]; bound: BindingChange[] } | { existing: Attachment } {
+  private reserveAll(req: AttachRequest, bridge: string | undefined, hostIfname: string | undefined): { att: Attachment; allocated: Allocated[]; bound: BindingChange[] } | { existing: Attachment } {
     return this.store.write((tx) => {
       const prior = tx.getAttachment(req.containerId, req.ifname);
       if (prior) return { existing: prior };
@@ -186,7 +187,7 @@ export class Attachments {
         containerId: req.containerId, ifname: req.ifname, network: req.network, plugin: req.plugin, mode: req.mode, state: 'creating',
         ...(req.netns ? { netns: req.netns } : {}), ...(netnsId ? { netnsId } : {}),
         ...(idKey ? { identity: idKey } : {}), tenant: req.identity.namespace, ips,
-        ...(req.mode === 'bridge' ? { hostIfname: hostIfnameFor(req.containerId, req.ifname), bridge } : {}),
+        ...(hostIfname !== undefined ? { hostIfname, bridge } : {}),
         ...(req.master ? { master: req.master } : {}),
         ...(req.mode !== 'ipam' ? { mtu: req.mtu ?? this.defaults.mtu } : {}),
         ipMasq: req.ipMasq, portMappings: req.portMappings, aliases: req.aliases, routes, dns, createdAt: this.now().toISOString(),
@@ -200,7 +201,34 @@ export class Attachments {
 
   private async attachLocked(req: AttachRequest): Promise<{ outcome: AttachOutcome; recordReady?: () => void }> {
     const bridge = req.mode === 'bridge' ? (req.bridge ?? bridgeNameFor(req.network)) : undefined;
-    const r = this.reserveAll(req, bridge);
+    const hostIfname = bridge !== undefined ? hostIfnameFor(req.containerId, req.ifname) : undefined;
+    if (hostIfname !== undefined) this.preparing.add(hostIfname);
+    try {
+      return await this.attachPrepared(req, bridge, hostIfname);
+    } finally {
+      if (hostIfname !== undefined) this.preparing.delete(hostIfname);
+    }
+  }
+
+  /** Host ends of veths an ADD in flight may have created before its record exists (the orphan sweep leaves them alone). */
+  preparingPort(name: string): boolean {
+    return this.preparing.has(name);
+  }
+
+  private async attachPrepared(req: AttachRequest, bridge: string | undefined, hostIfname: string | undefined): Promise<{ outcome: AttachOutcome; recordReady?: () => void }> {
+    // The pair needs no address: its creation (~1.2 ms of kernel work, on another thread) overlaps with the allocation's commit.
+    const prepared = bridge !== undefined && hostIfname !== undefined && req.netns !== undefined
+      ? this.dp.prepareVeth?.({ netns: req.netns, ifname: req.ifname, hostIfname, bridge, mtu: req.mtu ?? this.defaults.mtu, hairpin: req.hairpin, ...(req.mac ? { mac: req.mac } : {}) })
+      : undefined;
+    const discard = (): Promise<void> => prepared?.discard().catch((e: unknown) => this.log.error('removing a veth prepared for a failed ADD failed', { hostIfname, err: toWeftError(e).message })) ?? Promise.resolve();
+    let r: ReturnType<Attachments['reserveAll']>;
+    try {
+      r = this.reserveAll(req, bridge, hostIfname);
+    } catch (e) {
+      await discard();
+      throw e;
+    }
+    if ('existing' in r) await discard();
     if ('existing' in r) {
       const e = r.existing;
       // A retried ADD for the same sandbox gets the same answer; anything else is the runtime's mistake.
@@ -233,7 +261,7 @@ export class Attachments {
         };
         let res;
         try {
-          res = await this.dp.attachVeth(veth);
+          res = await this.dp.attachVeth(veth, prepared);
         } catch (e) {
           // The bridge was ensured from memory; if it vanished since, ensure it for real and try once more.
           if (!(e instanceof NotFoundError)) throw e;
@@ -264,6 +292,8 @@ export class Attachments {
     } catch (e) {
       // A failure after the `ready` commit (the NAT sync) was already counted as a masquerade user: uncount it.
       if (masqCounted) this.host.masqueradeChanged(cidrs, -1);
+      // Before the rollback removes the pair by name: a creation still running must not outlive it.
+      await discard();
       await this.undo(att, allocated, bound);
       throw e;
     }

@@ -243,18 +243,19 @@ export class HostNetwork {
    * Removes host ends of veths that carry weft's port alias but belong to no
    * attachment (a data dir restored from an older copy or wiped while
    * containers ran): their containers would keep addresses the store may
-   * hand out again. The kernel is listed before the store is read: an ADD
-   * records its attachment before it creates the veth, and a DEL removes the
-   * veth before the record, so a listed veth without a record is in no
-   * operation in flight.
+   * hand out again. The kernel is listed before the store is read, and a
+   * DEL removes the veth before the record; an ADD may create its veth
+   * before its record (Attachments prepares the pair ahead), which
+   * `inFlight` names, so a listed veth without a record that is not in
+   * flight belongs to no operation.
    */
-  async removeOrphanPorts(): Promise<string[]> {
+  async removeOrphanPorts(inFlight: (name: string) => boolean = () => false): Promise<string[]> {
     const ports = await this.dp.listOwnedPorts();
     if (ports.length === 0) return [];
     const owned = new Set(this.store.read((tx) => tx.listAttachments()).map((a) => a.hostIfname).filter((n): n is string => n !== undefined));
     const removed: string[] = [];
     for (const p of ports) {
-      if (owned.has(p.name)) continue;
+      if (owned.has(p.name) || inFlight(p.name)) continue;
       // By name and MAC: a DEL and a re-ADD of the same container since the listing made a veth of
       // the same name (names derive from the container ID) with a new random MAC; that one stays.
       if (await this.dp.removeOwnedPort(p.name, p.mac)) removed.push(p.name);

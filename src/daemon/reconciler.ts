@@ -66,7 +66,7 @@ export class Reconciler {
     errors.push(...gone.errors);
     let portsRemoved = 0;
     try {
-      portsRemoved = (await this.host.removeOrphanPorts()).length;
+      portsRemoved = (await this.host.removeOrphanPorts((name) => this.attachments.preparingPort(name))).length;
     } catch (e) {
       errors.push(`veths: ${toWeftError(e).message}`);
     }

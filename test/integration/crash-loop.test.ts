@@ -189,14 +189,15 @@ describe('crash loop: SIGKILL at random moments during ADD/DEL traffic', { skip 
     assert.deepEqual(rec.errors, [], 'the reconcile had no errors');
 
     t.diagnostic(`loop ${(loopMs / 1000).toFixed(1)} s, ${stats.restarts} kills+restarts (restart ${(stats.restartMs / Math.max(1, stats.restarts)).toFixed(0)} ms on average); ADD ${stats.addOk}/${stats.adds} ok, DEL ${stats.delOk}/${stats.dels} ok, ${stats.vanished} vanished, ${stats.interrupted} calls cut by a kill; failure codes ${JSON.stringify([...stats.codes])}`);
-    // How often a kill hit an ADD between "creating" and "ready" (rolled back at start) and how many vanished containers were collected.
+    // How often a kill hit an ADD between "creating" and "ready" (completed or rolled back at start) and how many vanished containers were collected.
+    let completed = 0;
     let rolledBack = 0;
     let collected = 0;
     for (const line of router.log.split('\n')) {
       if (!line.includes('"reconciled"')) continue;
-      try { const o = JSON.parse(line) as { rolledBack?: number; collected?: number }; rolledBack += o.rolledBack ?? 0; collected += o.collected ?? 0; } catch { /* partial line of a killed router */ }
+      try { const o = JSON.parse(line) as { completed?: number; rolledBack?: number; collected?: number }; completed += o.completed ?? 0; rolledBack += o.rolledBack ?? 0; collected += o.collected ?? 0; } catch { /* partial line of a killed router */ }
     }
-    t.diagnostic(`reconciles rolled back ${rolledBack} interrupted ADD(s) and collected ${collected} attachment(s) of vanished containers`);
+    t.diagnostic(`reconciles completed ${completed} and rolled back ${rolledBack} interrupted ADD(s), and collected ${collected} attachment(s) of vanished containers`);
     t.diagnostic(`TRY_AGAIN messages: ${[...tryAgain].join(' | ')}`);
     console.log(`# crash loop seed ${SEED}: ${(loopMs / 1000).toFixed(1)} s, ${stats.restarts} kills, ADD ${stats.addOk}/${stats.adds}, DEL ${stats.delOk}/${stats.dels}, vanished ${stats.vanished}, cut ${stats.interrupted}, codes ${JSON.stringify([...stats.codes])}`);
     assert.equal(stats.restarts, KILLS);

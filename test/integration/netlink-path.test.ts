@@ -21,7 +21,7 @@ import type { BridgeSpec, VethAttachSpec } from '../../src/core/dataplane/types.
 import { InterfaceExistsError, KernelError, NotFoundError } from '../../src/core/errors.js';
 import type { RouterStatus } from '../../src/daemon/status.js';
 import { execOk, ping } from '../helpers/exec.js';
-import { linkInfo } from '../helpers/robustness.js';
+import { hostVeths, ipList, linkInfo, linkNames } from '../helpers/robustness.js';
 import { TestRouter, weftConf } from '../helpers/router.js';
 import { type Netns, World, canCreateNetns, cleanupLeftovers } from '../helpers/world.js';
 
@@ -109,7 +109,8 @@ describe('in-process netlink veth programming', { skip }, () => {
     const pkg = loadNetlinkPackage();
     assert.ok(pkg.ok, `the netlink package must load here: ${pkg.ok ? '' : pkg.reason}`);
     assert.equal(process.env.WEFT_NETLINK === undefined || !['0', 'off', 'false', 'no'].includes(process.env.WEFT_NETLINK.toLowerCase()), true, 'WEFT_NETLINK must not turn the netlink path off in the test environment');
-    assert.deepEqual(nl.vethProgramming(), { mode: 'netlink' });
+    // A separate host netns (this test's) is never prepared on the pool: the pool's sockets live in the router's own.
+    assert.deepEqual(nl.vethProgramming(), { mode: 'netlink', prepared: false });
     assert.ok(rec.lines.some((l) => l.level === 'info' && l.msg === 'veths are programmed in process over rtnetlink'), 'logged once at construction');
     const fallback = ipdp.vethProgramming();
     assert.equal(fallback.mode, 'ip');
@@ -123,10 +124,10 @@ describe('in-process netlink veth programming', { skip }, () => {
     await router.start();
     try {
       const st = await router.api().get<RouterStatus>('/v1/status');
-      assert.deepEqual(st.vethProgramming, { mode: 'netlink' }, JSON.stringify(st));
+      assert.deepEqual(st.vethProgramming, { mode: 'netlink', prepared: true }, JSON.stringify(st));
       assert.ok(!st.warnings.some((w) => /ip\(8\)/.test(w)), st.warnings.join('; '));
       const text = await router.weft('status');
-      assert.match(text.stdout, /Veth setup: {3}in process \(rtnetlink\)/);
+      assert.match(text.stdout, /Veth setup: {3}in process \(rtnetlink, pairs made on the thread pool during allocation\)/);
       const c = await world.netns('nlc');
       const r = await router.cni({ command: 'ADD', containerId: 'nl1', netns: c.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl1' }, weftConf());
       assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -134,6 +135,33 @@ describe('in-process netlink veth programming', { skip }, () => {
       const chk = await router.cni({ command: 'CHECK', containerId: 'nl1', netns: c.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl1' }, { ...weftConf(), prevResult: r.json });
       assert.equal(chk.code, 0, chk.stdout + chk.stderr);
       assert.equal((await router.cni({ command: 'DEL', containerId: 'nl1', netns: c.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl1' }, weftConf())).code, 0);
+
+      // The bridge's index is known now: the next pair is made on the pool while the address is allocated.
+      const c2 = await world.netns('nlc');
+      const r2 = await router.cni({ command: 'ADD', containerId: 'nl2', netns: c2.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl2' }, weftConf());
+      assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+      const attached = router.log.split('\n').filter((l) => l.includes('"veth attached"') && l.includes(hostIfnameFor('nl2', 'eth0')));
+      assert.equal(attached.length, 1);
+      assert.match(attached[0]!, /"prepared":1/, 'the prepared path was taken');
+      assert.equal(await ping(c2.name, '10.82.0.1'), true);
+      const chk2 = await router.cni({ command: 'CHECK', containerId: 'nl2', netns: c2.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl2' }, { ...weftConf(), prevResult: r2.json });
+      assert.equal(chk2.code, 0, chk2.stdout + chk2.stderr);
+
+      // An ADD that fails after its pair was prepared (the requested address is outside the subnet) leaves nothing.
+      const c3 = await world.netns('nlc');
+      const bad = await router.cni({ command: 'ADD', containerId: 'nl3', netns: c3.path, ifname: 'eth0', args: 'IgnoreUnknown=1;K8S_POD_NAME=nl3;IP=10.99.0.9' }, weftConf());
+      assert.notEqual(bad.code, 0);
+      assert.equal(bad.json?.code, 101, bad.stdout);
+      assert.deepEqual(await linkNames(c3.name), ['lo'], 'no interface left in the container');
+      assert.ok(!(await hostVeths(rh.name)).includes(hostIfnameFor('nl3', 'eth0')), 'no host end left');
+      // And one whose container already has the interface gets the spec's error, with nothing left either.
+      await execOk('ip', ['-n', c3.name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+      const taken = await router.cni({ command: 'ADD', containerId: 'nl3', netns: c3.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl3' }, weftConf());
+      assert.notEqual(taken.code, 0);
+      assert.match(String(taken.json?.msg), /already exists/, taken.stdout);
+      assert.ok(!(await hostVeths(rh.name)).includes(hostIfnameFor('nl3', 'eth0')), 'no host end left');
+      assert.deepEqual((await ipList(router)).allocations.filter((a) => a.containerId === 'nl3'), []);
+      assert.equal((await router.cni({ command: 'DEL', containerId: 'nl2', netns: c2.path, ifname: 'eth0', args: 'K8S_POD_NAME=nl2' }, weftConf())).code, 0);
     } finally {
       await router.stop();
     }

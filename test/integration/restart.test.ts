@@ -114,7 +114,7 @@ describe('router restarts', { skip }, () => {
     await delContainer(b);
   });
 
-  test('a veth with weft\'s port alias that no attachment owns is removed by the reconcile; its container loses the address, other veths stay', async () => {
+  test('a veth with weft\'s port alias (or weft\'s host-end name and no alias) that no attachment owns is removed by the reconcile; its container loses the address, other veths stay', async () => {
     const a = await addContainer();
     // An orphan as a data dir restored from an older copy leaves it: a weft port on the bridge, an address in a container, no record.
     const orphanNs = await world.netns('ro');
@@ -122,18 +122,24 @@ describe('router restarts', { skip }, () => {
     await execOk('ip', ['link', 'set', 'wvorphan0', 'alias', 'weft-port:weft', 'master', 'weft', 'up'], { netns: host.name });
     await execOk('ip', ['addr', 'add', '10.85.0.200/24', 'dev', 'eth0'], { netns: orphanNs.name });
     await execOk('ip', ['link', 'set', 'eth0', 'up'], { netns: orphanNs.name });
-    // Not weft's: no alias.
+    // A pair made ahead of its ADD (on the pool, before the record) whose alias a crash cut off: weft's host-end name, no alias.
+    const unlabelled = hostIfnameFor('never-recorded', 'eth0');
+    const cutNs = await world.netns('ro');
+    await execOk('ip', ['link', 'add', unlabelled, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', cutNs.name], { netns: host.name });
+    // Not weft's: no alias, and not a name weft makes.
     await execOk('ip', ['link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1'], { netns: host.name });
     const rep = await router.api().post<{ portsRemoved: number; errors: string[] }>('/v1/reconcile');
     assert.deepEqual(rep.errors, []);
-    assert.equal(rep.portsRemoved, 1);
+    assert.equal(rep.portsRemoved, 2);
     assert.equal(await linkInfo(host.name, 'wvorphan0'), undefined, 'the orphan is gone');
     assert.equal(await linkInfo(orphanNs.name, 'eth0'), undefined, 'and its container end with it');
+    assert.equal(await linkInfo(host.name, unlabelled), undefined, 'the unlabelled pair is gone');
+    assert.equal(await linkInfo(cutNs.name, 'eth0'), undefined, 'and its container end with it');
     assert.ok(await linkInfo(host.name, 'other0'), 'a veth without weft\'s alias stays');
     assert.equal((await linkInfo(host.name, hostIfnameFor(a.id, 'eth0')))?.master, 'weft', 'the attached container keeps its veth');
     assert.equal(await ping(a.ns.name, '10.85.0.1'), true);
     const status = await router.api().get<{ lastReconcile?: { summary: string } }>('/v1/status');
-    assert.match(status.lastReconcile?.summary ?? '', /1 veth\(s\) no attachment owned removed/);
+    assert.match(status.lastReconcile?.summary ?? '', /2 veth\(s\) no attachment owned removed/);
     await execOk('ip', ['link', 'del', 'other0'], { netns: host.name });
     await delContainer(a);
   });

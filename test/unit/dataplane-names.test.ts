@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertIfname, bridgeNameFor, hostIfnameFor, isValidIfname, networkFromAlias, ownerAlias, parsePortAlias, portAlias } from '../../src/core/dataplane/names.js';
+import { assertIfname, bridgeNameFor, hostIfnameFor, isHostIfname, isValidIfname, networkFromAlias, ownerAlias, parsePortAlias, portAlias } from '../../src/core/dataplane/names.js';
 import { InvalidConfigError } from '../../src/core/errors.js';
 
 test('hostIfnameFor is stable, prefixed wv, 15 chars, hex', () => {
@@ -49,4 +49,9 @@ test('isValidIfname follows the kernel rules (stricter on characters)', () => {
   for (const ok of ['eth0', 'net1', 'a', 'x'.repeat(15), 'eth0.100', 'veth-a_b']) assert.ok(isValidIfname(ok), ok);
   for (const bad of ['', 'x'.repeat(16), '.', '..', 'a/b', 'a:b', 'a b', 'a\tb', 'a"b', "a'b", 'a#b', 'é'.repeat(8)]) assert.ok(!isValidIfname(bad), bad);
   assert.throws(() => assertIfname('a b', 'CNI_IFNAME'), (e: unknown) => e instanceof InvalidConfigError && /CNI_IFNAME "a b"/.test(e.message));
+});
+
+test('isHostIfname: exactly the names hostIfnameFor makes', () => {
+  assert.equal(isHostIfname(hostIfnameFor('abc', 'eth0')), true);
+  for (const n of ['wvorphan0', 'wv0123456789ab', 'wv0123456789abcd', 'wv0123456789ABC', 'xx0123456789abc', 'weft', '']) assert.equal(isHostIfname(n), false, n);
 });

@@ -29,7 +29,11 @@ import {
   RTA_GATEWAY,
   RTA_OIF,
   RTA_TABLE,
+  RTM_DELLINK,
   RTM_GETLINK,
+  NLMSG_ERROR,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
   RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_NEWROUTE,
@@ -49,7 +53,9 @@ import {
   decodeErrno,
   decodeLink,
   decodeRoute,
+  deleteLinkByName,
   dumpAddresses,
+  encodeMessage,
   dumpRoutes,
   failureReason,
   formatLinkAddress,
@@ -62,6 +68,7 @@ import {
   newAddress,
   newVeth,
   parseAttrs,
+  splitMessages,
   strerror,
 } from '../../src/adapters/kernel/netlink-codec.js';
 import { parseIp } from '../../src/core/ip/addr.js';
@@ -279,4 +286,27 @@ test('decodeErrno and the reasons printed for failures', () => {
   assert.equal(failureReason({}, 'ENETUNREACH'), 'Network is unreachable (ENETUNREACH)', 'only a route via a gateway gets the nexthop message');
   assert.equal(strerror('EWHATEVER', 'libuv text'), 'libuv text');
   assert.equal(strerror('ENODEV'), 'No such device');
+});
+
+test('deleteLinkByName, and whole messages: encodeMessage adds REQUEST|ACK and the sequence number, splitMessages reads them back', () => {
+  const d = deleteLinkByName('wv0123');
+  assert.equal(d.type, RTM_DELLINK);
+  assert.equal(str(parseAttrs(d.body, 16).get(IFLA_IFNAME)), 'wv0123\0');
+  const m = encodeMessage(d, 0xfffffffe);
+  assert.equal(m.readUInt32LE(0), m.length);
+  assert.equal(m.readUInt16LE(4), RTM_DELLINK);
+  assert.equal(m.readUInt16LE(6), NLM_F_REQUEST | NLM_F_ACK);
+  assert.equal(m.readUInt32LE(8), 0xfffffffe);
+  assert.deepEqual(m.subarray(16), d.body);
+  // An echo (odd length, padded) and an ACK, back to back, as rtnl.c collects them.
+  const echo = encodeMessage({ type: RTM_NEWLINK, flags: 0, body: Buffer.from([1, 2, 3]), what: '' }, 7);
+  const ack = encodeMessage({ type: NLMSG_ERROR, flags: 0, body: Buffer.alloc(4), what: '' }, 7);
+  const both = Buffer.concat([echo, Buffer.alloc(1), ack]);
+  assert.deepEqual(splitMessages(both).map((x) => [x.type, x.seq, x.data.length]), [[RTM_NEWLINK, 7, 3], [NLMSG_ERROR, 7, 4]]);
+  // Truncated or nonsense headers end the walk instead of reading past the buffer.
+  assert.deepEqual(splitMessages(both.subarray(0, both.length - 2)).length, 1);
+  const bad = Buffer.from(ack);
+  bad.writeUInt32LE(8, 0);
+  assert.deepEqual(splitMessages(bad), []);
+  assert.deepEqual(splitMessages(Buffer.alloc(0)), []);
 });

@@ -23,7 +23,7 @@ import { MACVLAN_ALIAS, containerAliasFor, planMacvlanAttach, planVethAttach } f
 import { planBridge, planPortReattach, renderBridgeOps } from '../../core/dataplane/bridge-plan.js';
 import { type ParsedLink, containerIfaceState, jsonArray, parseGlobalAddresses, parseLink, parseLinks } from '../../core/dataplane/ip-json.js';
 import { elapsedMs as ms } from './elapsed.js';
-import { assertIfname, networkFromAlias, parsePortAlias, parseVxlanAlias } from '../../core/dataplane/names.js';
+import { assertIfname, isHostIfname, networkFromAlias, parsePortAlias, parseVxlanAlias } from '../../core/dataplane/names.js';
 import { renderNatRemoval, renderNatRuleset } from '../../core/dataplane/nat-ruleset.js';
 import type {
   AttachResult,
@@ -35,6 +35,8 @@ import type {
   MacvlanAttachSpec,
   NatSpec,
   VethAttachSpec,
+  VethPrepareSpec,
+  PreparedVeth,
   VethProgramming,
 } from '../../core/dataplane/types.js';
 import { ConflictError, InterfaceExistsError, InternalError, InvalidConfigError, InvalidEnvError, NotFoundError } from '../../core/errors.js';
@@ -43,6 +45,7 @@ import { NetlinkVeth, type VethAttached, type VethOps } from './netlink-attach.j
 import { chooseVethProgramming } from './netlink-select.js';
 import { isNetlinkErrno, isNetlinkNetnsUnusable, loadNetlinkPackage } from './netlink-socket.js';
 import { NetnsSwitcher, loadNetnsAddon } from './netns-addon.js';
+import { RtnlOffload, hasRtnlOffload } from './rtnl-offload.js';
 import { isNetns } from './netns.js';
 import { NftRunner } from './nft.js';
 import { probeKernel } from './probe.js';
@@ -83,6 +86,15 @@ function isGone(e: unknown): boolean {
 
 function isExists(e: unknown): boolean {
   return isAlreadyExists(e) || isNetlinkErrno(e, 'EEXIST');
+}
+
+/**
+ * A host end weft made: it carries weft's port alias, or it has weft's
+ * host-end name and no alias yet (a pair created on the pool whose alias
+ * request a crash cut off).
+ */
+function isOwnedPort(l: Pick<HostLinkState, 'name' | 'alias'>): boolean {
+  return parsePortAlias(l.alias) !== undefined || ((l.alias === undefined || l.alias === '') && isHostIfname(l.name));
 }
 
 function isNetnsGone(e: unknown): boolean {
@@ -149,7 +161,7 @@ export class KernelDataPlane implements DataPlane {
     const addon = this.programming.mode === 'netlink' ? loadNetnsAddon() : undefined;
     const pkg = this.programming.mode === 'netlink' ? loadNetlinkPackage() : undefined;
     if (addon?.ok && pkg?.ok) {
-      this.veth = new NetlinkVeth(pkg.value, new NetnsSwitcher(addon.value), this.hostNetns, opts.timeoutMs ?? 30_000);
+      this.veth = new NetlinkVeth(pkg.value, new NetnsSwitcher(addon.value), this.hostNetns, opts.timeoutMs ?? 30_000, hasRtnlOffload(addon.value) ? new RtnlOffload(addon.value) : undefined);
       this.log.info('veths are programmed in process over rtnetlink');
     } else {
       this.veth = this.ipVeth;
@@ -158,7 +170,7 @@ export class KernelDataPlane implements DataPlane {
   }
 
   vethProgramming(): VethProgramming {
-    return this.programming;
+    return this.veth instanceof NetlinkVeth ? { ...this.programming, prepared: this.veth.canPrepare } : this.programming;
   }
 
   private inContainer(netns: string): IpRunner {
@@ -257,8 +269,7 @@ export class KernelDataPlane implements DataPlane {
   async listOwnedPorts(): Promise<{ name: string; bridge: string; mac: string }[]> {
     const out: { name: string; bridge: string; mac: string }[] = [];
     for (const l of await this.listHostLinks()) {
-      const port = parsePortAlias(l.alias);
-      if (l.kind === 'veth' && port !== undefined) out.push({ name: l.name, bridge: port.bridge, mac: l.mac });
+      if (l.kind === 'veth' && isOwnedPort(l)) out.push({ name: l.name, bridge: parsePortAlias(l.alias)?.bridge ?? l.master ?? '', mac: l.mac });
     }
     return out;
   }
@@ -267,7 +278,7 @@ export class KernelDataPlane implements DataPlane {
     assertIfname(name, 'host interface name');
     const link = await this.hostLink(name);
     // Re-read right before deleting: only the same veth (MAC), still saying it is weft's, goes.
-    if (!link || link.kind !== 'veth' || parsePortAlias(link.alias) === undefined || link.mac.toLowerCase() !== mac.toLowerCase()) return false;
+    if (!link || link.kind !== 'veth' || !isOwnedPort(link) || link.mac.toLowerCase() !== mac.toLowerCase()) return false;
     return this.deleteLink(this.host, name);
   }
 
@@ -359,7 +370,11 @@ export class KernelDataPlane implements DataPlane {
     },
   };
 
-  async attachVeth(spec: VethAttachSpec): Promise<AttachResult> {
+  prepareVeth(spec: VethPrepareSpec): PreparedVeth | undefined {
+    return this.veth instanceof NetlinkVeth ? this.veth.prepare(spec) : undefined;
+  }
+
+  async attachVeth(spec: VethAttachSpec, prepared?: PreparedVeth): Promise<AttachResult> {
     const t0 = performance.now();
     this.assertNetns(spec.netns);
     // Validates the whole spec before anything exists (both ways use the same checks).
@@ -372,14 +387,14 @@ export class KernelDataPlane implements DataPlane {
     try {
       let r: VethAttached;
       try {
-        r = await v.attach(spec, state);
+        r = await v.attach(spec, state, prepared);
       } catch (e) {
         if (state.created || !isExists(e)) throw e;
         await this.resolveNameClash(spec, e);
         r = await v.attach(spec, state);
       }
       this.log.info('veth attached', { netns: spec.netns, ifname: spec.ifname, hostIfname: spec.hostIfname, bridge: spec.bridge, via: v.mode, ms: ms(t0), ...r.timings });
-      return { containerMac: r.containerMac, hostMac: r.hostMac, bridgeMac: r.bridgeMac };
+      return { containerMac: r.containerMac, hostMac: r.hostMac, ...(r.bridgeMac !== undefined ? { bridgeMac: r.bridgeMac } : {}) };
     } catch (e) {
       if (state.created) await this.rollbackHostEnd(spec.hostIfname, e);
       throw e;

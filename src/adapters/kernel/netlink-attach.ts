@@ -22,6 +22,7 @@
  * the router, so deletes stay in an ip(8) child (KernelDataPlane).
  */
 import { closeSync, openSync } from 'node:fs';
+import type { PreparedVeth, VethPrepareSpec } from '../../core/dataplane/types.js';
 import { containerAliasFor, resolveRoutes } from '../../core/dataplane/attach-plan.js';
 import { portAlias } from '../../core/dataplane/names.js';
 import { canonicalAddress, canonicalMac } from '../../core/dataplane/spec-checks.js';
@@ -31,9 +32,11 @@ import { tryParseIp } from '../../core/ip/addr.js';
 import { tryParseCidr } from '../../core/ip/cidr.js';
 import {
   type NlLink,
+  type NlRequest,
   appendRoute,
   configureLink,
   decodeAddress,
+  deleteLinkByName,
   decodeLink,
   decodeRoute,
   dumpAddresses,
@@ -47,6 +50,7 @@ import {
 } from './netlink-codec.js';
 import { type NetlinkPackage, NetlinkError, RtnlSocket, isNetlinkErrno, isNetlinkNetnsUnusable } from './netlink-socket.js';
 import { elapsedMs } from './elapsed.js';
+import type { RtnlOffload } from './rtnl-offload.js';
 import type { NetnsSwitcher } from './netns-addon.js';
 
 /** What KernelDataPlane needs from a way of programming veths (netlink here, ip(8) in kernel-dataplane.ts). */
@@ -59,7 +63,7 @@ export interface VethOps {
    * `state.created` once the pair exists, so the caller knows whether a
    * failure left something to roll back.
    */
-  attach(spec: VethAttachSpec, state: { created: boolean }): Promise<VethAttached>;
+  attach(spec: VethAttachSpec, state: { created: boolean }, prepared?: PreparedVeth): Promise<VethAttached>;
   /** A link by name, in `netns` (undefined: the host); undefined when it or the netns is gone. */
   readLink(netns: string | undefined, name: string): Promise<HostLinkState | undefined>;
   inspect(netns: string, ifname: string): Promise<ContainerIfaceState | undefined>;
@@ -67,7 +71,8 @@ export interface VethOps {
 
 export interface VethAttached {
   readonly hostMac: string;
-  readonly bridgeMac: string;
+  /** Absent when the bridge was not read (the caller knows it). */
+  readonly bridgeMac?: string;
   readonly containerMac: string;
   /** Where the time went, for the log (ms). */
   readonly timings: Readonly<Record<string, number>>;
@@ -76,6 +81,98 @@ export interface VethAttached {
 
 function bridgeMissing(bridge: string, cause?: unknown): NotFoundError {
   return new NotFoundError(`bridge "${bridge}" does not exist`, { hint: 'the network bridge must be ensured before attaching containers', ...(cause !== undefined ? { cause } : {}) });
+}
+
+/**
+ * The container end's requests once its index is known: addresses, then
+ * (unless a prepared pair did it already) alias + up and lo up, then routes
+ * (the kernel refuses a gateway route over a down link), and a read of the
+ * link by that index (its MAC, and its name as a check).
+ */
+function containerRequests(spec: VethAttachSpec, index: number, bringUp: boolean): NlRequest[] {
+  const reqs: NlRequest[] = [];
+  const seen = new Set<string>();
+  for (const a of spec.addresses) {
+    const addr = canonicalAddress(a, 'container address');
+    if (seen.has(addr.text)) continue;
+    seen.add(addr.text);
+    // nodad: the address must be usable the moment ADD returns (see attach-plan.ts).
+    reqs.push(newAddress({ ip: addr.ip, prefix: addr.prefix, index, ifname: spec.ifname, nodad: addr.ip.family === 6 }));
+  }
+  if (bringUp) reqs.push(...containerUp(spec, index));
+  for (const r of resolveRoutes(spec.routes, spec.gateways)) {
+    const dst = tryParseCidr(r.dst)!;
+    const via = r.via !== undefined ? tryParseIp(r.via) : undefined;
+    reqs.push(appendRoute({ family: dst.family, dst: { family: dst.family, value: dst.base }, dstLen: dst.prefix, ...(via ? { via } : {}), index, ifname: spec.ifname }));
+  }
+  reqs.push(getLinkByIndex(index));
+  return reqs;
+}
+
+/** Alias + up on the container end (by index, or by name when 0), lo up. */
+function containerUp(spec: Pick<VethAttachSpec, 'ifname' | 'hostIfname'>, index: number): NlRequest[] {
+  return [configureLink({ index, name: spec.ifname, alias: containerAliasFor(spec.hostIfname), up: true }), configureLink({ name: 'lo', up: true })];
+}
+
+/** The MAC from the final read of containerRequests, which must be the link we made (the index is the kernel's own answer; this double-checks it). */
+function containerMacOf(spec: VethAttachSpec, index: number, reply: Buffer | undefined, netns?: string): string {
+  const l = reply !== undefined ? decodeLink(reply) : undefined;
+  if (!l || l.name !== spec.ifname) {
+    throw new NetlinkError({ what: `link show index ${index}`, errno: 'ESTALE', reason: `index ${index} is ${l?.name ?? 'nothing'}, not ${spec.ifname}`, ...(netns !== undefined ? { netns } : {}) });
+  }
+  return l.mac;
+}
+
+/**
+ * How far a prepared pair got on the thread pool: not created (attach()
+ * creates it and reports the error), created but not configured (attach()
+ * configures it the usual way), or created with both ends up and the host
+ * end read back (attach() only adds addresses and routes).
+ */
+type PrepareOutcome =
+  | { readonly created: false }
+  | { readonly created: true; readonly configured: false }
+  | { readonly created: true; readonly configured: true; readonly echoed?: NlLink; readonly host: NlLink };
+
+/**
+ * A veth pair whose creation started on the thread pool before the attach
+ * (NetlinkVeth.prepare). The attach that consumes it waits for the outcome
+ * and carries on from there; one never consumed is removed by discard().
+ * Owns a socket in the container's netns until settle().
+ */
+class PreparedPair implements PreparedVeth {
+  consumed = false;
+  private closed = false;
+
+  constructor(
+    readonly hostIfname: string,
+    /** The bridge index the pair was created with. */
+    readonly master: number,
+    readonly outcome: Promise<PrepareOutcome>,
+    readonly containerFd: number,
+    private readonly offload: RtnlOffload,
+  ) {}
+
+  /** Closes the container socket (once the outcome is in: the pool may still use it before). */
+  async settle(): Promise<void> {
+    await this.outcome;
+    if (this.closed) return;
+    this.closed = true;
+    this.offload.close(this.containerFd);
+  }
+
+  async discard(): Promise<void> {
+    if (this.consumed) return;
+    this.consumed = true;
+    const o = await this.outcome;
+    await this.settle();
+    // Removing a link waits ~20 ms for RCU in the kernel: on the pool too.
+    if (o.created) {
+      await this.offload.request(deleteLinkByName(this.hostIfname)).catch((e: unknown) => {
+        if (!isNetlinkErrno(e, 'ENODEV')) throw e;
+      });
+    }
+  }
 }
 
 export class NetlinkVeth implements VethOps {
@@ -96,7 +193,85 @@ export class NetlinkVeth implements VethOps {
     /** The host's netns path; undefined = the process's own. */
     private readonly hostNetns: string | undefined,
     private readonly timeoutMs: number,
+    /** Requests on libuv's pool; without it (an older addon build) nothing is prepared ahead. */
+    private readonly offload?: RtnlOffload,
   ) {}
+
+  /**
+   * Starts creating the pair on the thread pool (the kernel's ~1.2 ms of
+   * work then overlaps with the caller's allocation and commit) when that
+   * can be done: the bridge's index is known and the host is the router's
+   * own netns. Never throws: undefined means attach() creates the pair
+   * itself, and reports whatever goes wrong the usual way.
+   */
+  /** Whether prepare() can work at all (the addon has the pool requests, the host is the router's own netns). */
+  get canPrepare(): boolean {
+    return this.offload !== undefined && this.hostNetns === undefined;
+  }
+
+  prepare(spec: VethPrepareSpec): PreparedVeth | undefined {
+    const offload = this.offload;
+    const master = this.bridgeIndex.get(spec.bridge);
+    if (!offload || this.hostNetns !== undefined || master === undefined) return undefined;
+    let mac: string | undefined;
+    let nsFd: number;
+    let contFd: number;
+    let hostFd: number;
+    try {
+      mac = spec.mac !== undefined && spec.mac !== '' ? canonicalMac(spec.mac) : undefined;
+      nsFd = openSync(spec.netns, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      contFd = this.switcher.run(spec.netns, () => offload.open());
+    } catch {
+      closeSync(nsFd);
+      return undefined;
+    }
+    try {
+      hostFd = offload.open();
+    } catch {
+      closeSync(nsFd);
+      offload.close(contFd);
+      return undefined;
+    }
+    const steps = [
+      { fd: hostFd, req: newVeth({ name: spec.hostIfname, mtu: spec.mtu, master, peer: { name: spec.ifname, mtu: spec.mtu, ...(mac !== undefined ? { mac } : {}), netnsFd: nsFd, netnsLabel: spec.netns } }) },
+      { fd: hostFd, req: configureLink({ name: spec.hostIfname, alias: portAlias(spec.bridge, spec.hairpin), hairpin: spec.hairpin, up: true }) },
+      { fd: hostFd, req: getLinkByName(spec.hostIfname) },
+      ...containerUp(spec, 0).map((req) => ({ fd: contFd, req, netns: spec.netns })),
+    ];
+    const outcome = offload.sequence(steps).then((r): PrepareOutcome => {
+      if (r.replies.length === 0) return { created: false };
+      if (r.failed) return { created: true, configured: false };
+      const echo = r.replies[0]![0];
+      return { created: true, configured: true, ...(echo !== undefined ? { echoed: decodeLink(echo) } : {}), host: decodeLink(r.replies[2]![0]!) };
+    }).finally(() => {
+      closeSync(nsFd);
+      offload.close(hostFd);
+    });
+    return new PreparedPair(spec.hostIfname, master, outcome, contFd, offload);
+  }
+
+  /** The rest of an attach whose pair the pool created and brought up: addresses, routes and the read back, on the pool too. */
+  private async finishPrepared(spec: VethAttachSpec, pre: PreparedPair, o: Extract<PrepareOutcome, { configured: true }>, t0: number): Promise<VethAttached> {
+    const waited = elapsedMs(t0);
+    try {
+      if (o.host.master !== pre.master) {
+        this.bridgeIndex.delete(spec.bridge);
+        throw bridgeMissing(spec.bridge, new NetlinkError({ what: `link add name ${spec.hostIfname} master index ${pre.master}`, errno: 'ESTALE', reason: `the new link's master is index ${o.host.master ?? 'none'}` }));
+      }
+      const index = o.echoed?.name === spec.hostIfname ? o.echoed.linkIndex : o.host.linkIndex;
+      if (index === undefined) throw new NetlinkError({ what: `link show dev ${spec.hostIfname}`, errno: 'ESTALE', reason: 'the kernel did not say which link is the peer' });
+      const r = await this.offload!.sequence(containerRequests(spec, index, false).map((req) => ({ fd: pre.containerFd, req, netns: spec.netns })));
+      if (r.failed) throw r.failed.error;
+      const containerMac = containerMacOf(spec, index, r.replies[r.replies.length - 1]?.[0], spec.netns);
+      return { hostMac: o.host.mac, containerMac, timings: { createMs: waited, totalMs: elapsedMs(t0), prepared: 1 } };
+    } finally {
+      await pre.settle();
+    }
+  }
 
   private open(netns: string | undefined): RtnlSocket {
     return RtnlSocket.open(this.pkg, this.switcher, netns, this.timeoutMs);
@@ -152,7 +327,7 @@ export class NetlinkVeth implements VethOps {
    * routes, read the link). A kernel that does not echo costs one more
    * round trip: the host batch first, whose read gives the index.
    */
-  async attach(spec: VethAttachSpec, state: { created: boolean }): Promise<VethAttached> {
+  async attach(spec: VethAttachSpec, state: { created: boolean }, prepared?: PreparedVeth): Promise<VethAttached> {
     const t0 = performance.now();
     const mac = spec.mac !== undefined && spec.mac !== '' ? canonicalMac(spec.mac) : undefined;
     let fd: number;
@@ -163,9 +338,16 @@ export class NetlinkVeth implements VethOps {
     }
     try {
       return await this.withHost(async (s) => {
-        let master = await this.bridgeIdx(s, spec.bridge);
+        const pre = prepared instanceof PreparedPair && !prepared.consumed && prepared.hostIfname === spec.hostIfname ? prepared : undefined;
+        if (pre) pre.consumed = true;
+        const early = pre ? await pre.outcome : undefined;
+        if (early?.created) state.created = true;
+        if (early?.created && early.configured) return this.finishPrepared(spec, pre!, early, t0);
+        if (pre) await pre.settle();
+        let master = early?.created ? pre!.master : await this.bridgeIdx(s, spec.bridge);
         let echoed: NlLink | undefined;
-        for (let attempt = 0; ; attempt++) {
+        // A prepared pair that could not be made is made here, so its error is reported (or resolved) as usual.
+        for (let attempt = 0; !early?.created; attempt++) {
           try {
             const [reply] = await s.request(newVeth({ name: spec.hostIfname, mtu: spec.mtu, master, peer: { name: spec.ifname, mtu: spec.mtu, ...(mac !== undefined ? { mac } : {}), netnsFd: fd, netnsLabel: spec.netns } }));
             echoed = reply !== undefined ? decodeLink(reply) : undefined;
@@ -232,31 +414,10 @@ export class NetlinkVeth implements VethOps {
     const s = this.open(spec.netns);
     try {
       const index = peerIndex ?? (await this.mustLink(s, spec.ifname)).index;
-      const reqs = [];
-      const seen = new Set<string>();
-      for (const a of spec.addresses) {
-        const addr = canonicalAddress(a, 'container address');
-        if (seen.has(addr.text)) continue;
-        seen.add(addr.text);
-        // nodad: the address must be usable the moment ADD returns (see attach-plan.ts).
-        reqs.push(newAddress({ ip: addr.ip, prefix: addr.prefix, index, ifname: spec.ifname, nodad: addr.ip.family === 6 }));
-      }
-      reqs.push(configureLink({ index, name: spec.ifname, alias: containerAliasFor(spec.hostIfname), up: true }));
-      reqs.push(configureLink({ name: 'lo', up: true }));
-      // After the link is up: the kernel refuses a gateway route over a down link.
-      for (const r of resolveRoutes(spec.routes, spec.gateways)) {
-        const dst = tryParseCidr(r.dst)!;
-        const via = r.via !== undefined ? tryParseIp(r.via) : undefined;
-        reqs.push(appendRoute({ family: dst.family, dst: { family: dst.family, value: dst.base }, dstLen: dst.prefix, ...(via ? { via } : {}), index, ifname: spec.ifname }));
-      }
+      const reqs = containerRequests(spec, index, true);
       // The index is the kernel's own answer (IFLA_LINK of the veth just created); the read at the end double-checks it.
-      const replies = await s.batch([...reqs, getLinkByIndex(index)]);
-      const last = replies[replies.length - 1]?.[0];
-      const l = last !== undefined ? decodeLink(last) : undefined;
-      if (!l || l.name !== spec.ifname) {
-        throw new NetlinkError({ what: `link show index ${index}`, errno: 'ESTALE', reason: `index ${index} is ${l?.name ?? 'nothing'}, not ${spec.ifname}`, ...(s.netns !== undefined ? { netns: s.netns } : {}) });
-      }
-      return l.mac;
+      const replies = await s.batch(reqs);
+      return containerMacOf(spec, index, replies[replies.length - 1]?.[0], s.netns);
     } finally {
       s.close();
     }

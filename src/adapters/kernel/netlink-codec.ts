@@ -16,7 +16,9 @@ import { formatCidr } from '../../core/ip/cidr.js';
 // ---- constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h) ----
 
 export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
 export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
@@ -208,6 +210,45 @@ const familyOf = (f: Family): number => (f === 4 ? AF_INET : AF_INET6);
 /** RTM_GETLINK of one link by name (the kernel looks IFLA_IFNAME up when the index is 0). */
 export function getLinkByName(name: string): NlRequest {
   return { type: RTM_GETLINK, flags: 0, body: Buffer.concat([ifinfomsg(), attrStr(IFLA_IFNAME, name, true)]), what: `link show dev ${name}` };
+}
+
+/** `link del dev NAME`. */
+export function deleteLinkByName(name: string): NlRequest {
+  return { type: RTM_DELLINK, flags: 0, body: Buffer.concat([ifinfomsg(), attrStr(IFLA_IFNAME, name, true)]), what: `link del dev ${name}` };
+}
+
+const NLMSG_HDRLEN = 16;
+
+/**
+ * A whole message: nlmsghdr (length, type, flags with REQUEST and ACK, seq,
+ * port 0) and the body. The ACK is what ends a transaction (rtnl.c).
+ */
+export function encodeMessage(req: NlRequest, seq: number): Buffer {
+  const h = Buffer.alloc(NLMSG_HDRLEN);
+  h.writeUInt32LE(NLMSG_HDRLEN + req.body.length, 0);
+  h.writeUInt16LE(req.type, 4);
+  h.writeUInt16LE(req.flags | NLM_F_REQUEST | NLM_F_ACK, 6);
+  h.writeUInt32LE(seq >>> 0, 8);
+  return Buffer.concat([h, req.body]);
+}
+
+export interface NlMessage {
+  readonly type: number;
+  readonly seq: number;
+  readonly data: Buffer;
+}
+
+/** Messages packed back to back (each padded to 4 bytes); stops at the first truncated or malformed header. */
+export function splitMessages(buf: Buffer): NlMessage[] {
+  const out: NlMessage[] = [];
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < NLMSG_HDRLEN || off + len > buf.length) break;
+    out.push({ type: buf.readUInt16LE(off + 4), seq: buf.readUInt32LE(off + 8), data: buf.subarray(off + NLMSG_HDRLEN, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return out;
 }
 
 export function getLinkByIndex(index: number): NlRequest {

@@ -84,7 +84,7 @@ export function isNetlinkNetnsUnusable(e: unknown): boolean {
   return e instanceof NetlinkError && e.netnsUnusable;
 }
 
-function errnoName(errno: number): { name: string; text?: string } {
+export function errnoName(errno: number): { name: string; text?: string } {
   try {
     const name = getSystemErrorName(-errno);
     const text = getSystemErrorMap().get(-errno)?.[1];

@@ -71,7 +71,7 @@ function explain(s: RouterStatus): string {
     `  Data dir:     ${s.dataDir}`,
     `  API socket:   ${s.socket}`,
     `  Kernel:       ${feats}`,
-    ...(s.vethProgramming ? [`  Veth setup:   ${s.vethProgramming.mode === 'netlink' ? 'in process (rtnetlink)' : 'ip(8) processes (fallback; see the warning)'}`] : []),
+    ...(s.vethProgramming ? [`  Veth setup:   ${s.vethProgramming.mode === 'netlink' ? `in process (rtnetlink${s.vethProgramming.prepared ? ', pairs made on the thread pool during allocation' : ''})` : 'ip(8) processes (fallback; see the warning)'}`] : []),
     `  Conntrack:    ${s.conntrackBypass === false ? 'tracks all container traffic (--no-conntrack-bypass)' : 'bypassed for traffic inside a subnet and for VXLAN (never NATed)'}`,
     `  Containers:   ${s.attachments.ready} attached${s.attachments.creating ? `, ${s.attachments.creating} being attached` : ''}`,
     `  Subnets:      ${s.subnets.map((x) => `${x.name} ${x.cidr} (${x.inUse} in use, ${x.free} free)`).join('; ') || 'none'}`,

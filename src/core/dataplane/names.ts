@@ -30,6 +30,13 @@ export function hostIfnameFor(containerId: string, ifname: string): string {
   return HOST_VETH_PREFIX + hexHash(`${containerId}/${ifname}`, IFNAME_MAX - HOST_VETH_PREFIX.length);
 }
 
+const HOST_IFNAME_RE = new RegExp(`^${HOST_VETH_PREFIX}[0-9a-f]{${IFNAME_MAX - HOST_VETH_PREFIX.length}}$`);
+
+/** True for a name hostIfnameFor can make. */
+export function isHostIfname(name: string): boolean {
+  return HOST_IFNAME_RE.test(name);
+}
+
 /** `weft` for the default network, else `wb` + 12 hex chars of sha256(network). */
 export function bridgeNameFor(network: string): string {
   if (network === DEFAULT_NETWORK) return DEFAULT_NETWORK;

@@ -20,6 +20,23 @@ export interface BridgeSpec {
   readonly mac?: string;
 }
 
+/** What creating a veth pair needs, known before the addresses are allocated. */
+export interface VethPrepareSpec {
+  readonly netns: string;
+  readonly ifname: string;
+  readonly hostIfname: string;
+  readonly bridge: string;
+  readonly mtu: number;
+  readonly mac?: string;
+  readonly hairpin: boolean;
+}
+
+/** A pair prepareVeth started; discard() removes it unless an attachVeth consumed it (waiting for the creation to finish first). */
+export interface PreparedVeth {
+  readonly hostIfname: string;
+  discard(): Promise<void>;
+}
+
 export interface VethAttachSpec {
   readonly netns: string; // path to the container's netns
   readonly ifname: string; // name inside the container (CNI_IFNAME)
@@ -122,6 +139,8 @@ export interface VethProgramming {
   readonly mode: 'netlink' | 'ip';
   /** Why the fallback is in use. */
   readonly reason?: string;
+  /** netlink: the veth pair is created on libuv's thread pool while the address is allocated (prepareVeth). */
+  readonly prepared?: boolean;
 }
 
 export interface DataPlane {
@@ -139,7 +158,14 @@ export interface DataPlane {
   /** Deletes such a host end (and so its container end) if it still has this MAC; false when it is gone, another veth, or not weft's. */
   removeOwnedPort(name: string, mac: string): Promise<boolean>;
   /** Creates the veth pair, configures both ends; on any failure undoes what it did and throws. */
-  attachVeth(spec: VethAttachSpec): Promise<AttachResult>;
+  /**
+   * Starts creating the veth pair of an attach ahead of it (off the main
+   * thread, so the kernel's work overlaps with the caller's allocation).
+   * Undefined when it cannot: attachVeth then creates the pair itself.
+   */
+  prepareVeth?(spec: VethPrepareSpec): PreparedVeth | undefined;
+  /** `prepared`: from prepareVeth for the same names; consumed by this call. */
+  attachVeth(spec: VethAttachSpec, prepared?: PreparedVeth): Promise<AttachResult>;
   /** Idempotent: succeeds when the netns or the links are already gone. */
   detachVeth(args: { netns?: string; ifname: string; hostIfname: string }): Promise<void>;
   attachMacvlan(spec: MacvlanAttachSpec): Promise<AttachResult>;
