@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { request } from '../src/client/unix-http.js';
 import { CNI_ENDPOINT, type CniRequest } from '../src/core/cni/protocol.js';
 import { type Netns, World, canCreateNetns } from '../test/helpers/world.js';
+import { calibrate, describeCalibration } from './lib/calibrate.js';
 import { round, summarize } from './lib/stats.js';
 import { cpuOf, envInt, load1, logMs, pool, progress, sleep } from './lib/util.js';
 
@@ -93,6 +94,7 @@ async function call(socket: string, r: CniRequest): Promise<{ ms: number; server
 
 async function main(): Promise<void> {
   if (!canCreateNetns()) throw new Error('needs root on Linux (creates network namespaces)');
+  const cal = [calibrate()];
   const routers: Router[] = [];
   for (const [i, m] of modes.entries()) routers.push(await startRouter(m, `10.${85 + i}.0.0/16`));
   const fresh = (rt: Router, count: number): Promise<Netns[]> => pool(Array.from({ length: count }), 8, () => world.netns(rt.mode === 'ip' ? 'bi' : 'bn'));
@@ -136,7 +138,9 @@ async function main(): Promise<void> {
       loads.push(load1());
     }
   }
+  cal.push(calibrate());
   const lines = [`daemon-side API, ${n} ADDs then ${n} DELs per router and round (fresh container netns each round), ${rounds} rounds after a warm-up; load average ${Math.min(...loads)}-${Math.max(...loads)}`];
+  lines.push(`before: ${describeCalibration(cal[0]!)}; after: ${describeCalibration(cal[1]!)}`);
   lines.push('mode      router ADD p50  p90     API ADD p50  p90     router p50 per round   veth attach p50  DEL p50  CPU/ADD  CPU/DEL (ms)');
   for (const rt of routers) {
     const o = res.get(rt.mode)!;

@@ -41,6 +41,7 @@ import { type Netns, World, canCreateNetns } from '../test/helpers/world.js';
 import { renderReport, type BenchResults, type Target } from './lib/report.js';
 import { ExecRunner, killRunners } from './lib/runner.js';
 import { type Histogram, histogramDelta, histogramQuantile, parseHistogram, quarterMedians, round, summarize, type Summary } from './lib/stats.js';
+import { calibrate } from './lib/calibrate.js';
 import { type CniSystem, PLUGIN_PATH_ENV, referenceSystem, weftSystem } from './lib/systems.js';
 import { cpuOf, elapsedS, envBool, envInt, getText, load1, logMs, memoryOf, pool, progress, sleep } from './lib/util.js';
 // ---- across hosts (issue 3): bench/overlay.ts runs the sections BENCH_ONLY selects (cni = main below; overlay, connect, convergence)
@@ -380,6 +381,8 @@ async function ipamPhase(tmp: string, refRunner: ExecRunner, weft: { runner: Exe
 /** Fresh container netns, as a runtime gives (one that had an interface is cheaper to program: its lo is up already). */
 async function apiPhase(d: Daemon, n: number): Promise<{ add: Summary; routerAdd: Summary; routerDel: Summary; del: Summary; cpuMsPerAdd: number; cpuMsPerDel: number }> {
   const containers = await makeNetns('ap', n, 'daemon API containers');
+  // Let the kernel finish the namespaces' set-up work in the background first.
+  await sleep(1000);
   progress(`daemon API: ${containers.length} ADDs then DELs straight to the socket (no plugin exec)`);
   const add: number[] = [];
   const del: number[] = [];
@@ -502,6 +505,7 @@ async function meta(): Promise<BenchResults['meta']> {
     weftTreeDirty: (await sh('git', ['-C', ROOT, 'status', '--porcelain'])) !== '',
     referencePlugins: await sh('dpkg-query', ['-W', '-f', '${Package} ${Version}', 'containernetworking-plugins']),
     load1Start: load1(),
+    calibration: calibrate(),
   };
 }
 
@@ -550,8 +554,8 @@ async function main(): Promise<void> {
   const vethAttach = logMs(daemon.logLines, 'veth attached', logFrom);
   const vethDetach = logMs(daemon.logLines, 'veth detached', logFrom);
 
-  // 5. daemon-side: direct API calls on fresh container netns
-  const api = await apiPhase(daemon, cfg.n);
+  // 5. daemon-side: direct API calls on fresh container netns (at least 100: a p50 of fewer is noise on a shared box)
+  const api = await apiPhase(daemon, Math.max(cfg.n, 100));
 
   // 2. throughput at concurrency
   const concurrent = await concurrentPhase(systems, workerNs);

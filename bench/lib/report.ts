@@ -1,4 +1,5 @@
 /** The shape of bench/results/latest.json and the plain-text table printed at the end of a run. */
+import { type Calibration, describeCalibration } from './calibrate.js';
 import { round, type Summary } from './stats.js';
 
 export interface Target {
@@ -12,6 +13,7 @@ export interface BenchResults {
   meta: {
     date: string; node: string; cpus: number; kernel: string; weftCommit: string; weftTreeDirty: boolean; referencePlugins: string;
     load1Start: number; load1End?: number; durationS?: number;
+    calibration?: Calibration;
   };
   config: Record<string, unknown>;
   sequential: Record<string, { add: Summary; check: Summary; del: Summary; addQuarters: number[]; wallS: Record<string, number>; cpuMsPerContainer: number }>;
@@ -138,7 +140,7 @@ export function renderReport(r: BenchResults): string {
   const out: string[] = [];
   out.push('');
   out.push(`weft bench ${r.meta.date}  node ${r.meta.node}  ${r.meta.cpus} cpus  kernel ${r.meta.kernel}  weft ${r.meta.weftCommit}${r.meta.weftTreeDirty ? '+dirty' : ''}  ${r.meta.referencePlugins}`);
-  out.push(`load average ${r.meta.load1Start} -> ${r.meta.load1End ?? '?'}, ${r.meta.durationS ?? '?'} s, ipMasq=${String(r.config['ipMasq'])}`);
+  out.push(`load average ${r.meta.load1Start} -> ${r.meta.load1End ?? '?'}, ${r.meta.durationS ?? '?'} s, ipMasq=${String(r.config['ipMasq'])}${r.meta.calibration ? `; ${describeCalibration(r.meta.calibration)}` : ''}`);
   out.push('');
   out.push(line(['metric', 'weft', 'reference', 'weft/ref', 'note']));
   for (const x of rows) out.push(x[0].startsWith('-- ') ? `\n${x[0]}` : line([x[0], fmt(x[1]), fmt(x[2]), x[3], x[4]]));
