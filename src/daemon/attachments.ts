@@ -428,26 +428,36 @@ export class Attachments {
   }
 
   /**
-   * GC (CNI 1.1) and the start-up sweep: releases every attachment of
+   * GC (CNI 1.1) and the reconcile's sweep: releases every attachment of
    * `network` not in `valid`. Continues past errors and reports them all.
    */
-  async gc(network: string | undefined, isValid: (a: Attachment) => boolean, opts: { rollback?: boolean } = {}): Promise<{ released: Attachment[]; errors: string[] }> {
-    const candidates = this.store.read((tx) => tx.listAttachments()).filter((a) => (network === undefined || a.network === network) && !isValid(a));
+  async gc(network: string | undefined, isValid: (a: Attachment) => boolean): Promise<{ released: Attachment[]; errors: string[] }> {
     const released: Attachment[] = [];
+    const errors = await this.eachLocked((a) => (network === undefined || a.network === network) && !isValid(a), async (cur) => {
+      await this.release(cur, undefined, false);
+      released.push(cur);
+    });
+    return { released, errors };
+  }
+
+  /**
+   * Runs `fn` on each attachment `pick` selects, under its lock and re-read
+   * there (it may have changed while waiting), skipping it if no longer
+   * picked. Continues past errors and returns them.
+   */
+  private async eachLocked(pick: (a: Attachment) => boolean, fn: (cur: Attachment) => Promise<void>): Promise<string[]> {
     const errors: string[] = [];
-    for (const a of candidates) {
+    for (const a of this.store.read((tx) => tx.listAttachments()).filter(pick)) {
       try {
         await this.lock.run(this.key(a.containerId, a.ifname), async () => {
           const cur = this.store.read((tx) => tx.getAttachment(a.containerId, a.ifname));
-          if (!cur || isValid(cur)) return;
-          await this.release(cur, undefined, opts.rollback ?? false);
-          released.push(cur);
+          if (cur && pick(cur)) await fn(cur);
         });
       } catch (e) {
         errors.push(`${a.containerId}/${a.ifname}: ${toWeftError(e).message}`);
       }
     }
-    return { released, errors };
+    return errors;
   }
 
   /**
@@ -458,32 +468,22 @@ export class Attachments {
    * ADD in flight is waited for, not judged.
    */
   async settleInterrupted(): Promise<{ completed: Attachment[]; rolledBack: Attachment[]; errors: string[] }> {
-    const candidates = this.store.read((tx) => tx.listAttachments()).filter((a) => a.state === 'creating');
     const completed: Attachment[] = [];
     const rolledBack: Attachment[] = [];
-    const errors: string[] = [];
-    for (const a of candidates) {
-      try {
-        await this.lock.run(this.key(a.containerId, a.ifname), async () => {
-          const cur = this.store.read((tx) => tx.getAttachment(a.containerId, a.ifname));
-          if (cur?.state !== 'creating') return;
-          const macs = cur.abandoned ? undefined : await this.completeInKernel(cur);
-          if (!macs) {
-            await this.release(cur, undefined, true);
-            rolledBack.push(cur);
-            return;
-          }
-          const ready: Attachment = { ...cur, state: 'ready', mac: macs.container, result: mainResultOf(cur, macs) as unknown as Record<string, unknown> };
-          this.store.write((tx) => tx.putAttachment(ready));
-          this.changed(ready, false);
-          // The NAT table is planned from ready records; the reconcile that called this rewrites it next.
-          if (ready.ipMasq) this.host.masqueradeChanged(this.store.read((tx) => ready.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c)), 1);
-          completed.push(ready);
-        });
-      } catch (e) {
-        errors.push(`${a.containerId}/${a.ifname}: ${toWeftError(e).message}`);
+    const errors = await this.eachLocked((a) => a.state === 'creating', async (cur) => {
+      const macs = cur.abandoned ? undefined : await this.completeInKernel(cur);
+      if (!macs) {
+        await this.release(cur, undefined, true);
+        rolledBack.push(cur);
+        return;
       }
-    }
+      const ready: Attachment = { ...cur, state: 'ready', mac: macs.container, result: mainResultOf(cur, macs) as unknown as Record<string, unknown> };
+      this.store.write((tx) => tx.putAttachment(ready));
+      this.changed(ready, false);
+      // The NAT table is planned from ready records; the reconcile that called this rewrites it next.
+      if (ready.ipMasq) this.host.masqueradeChanged(this.store.read((tx) => ready.ips.map((i) => tx.getSubnet(i.subnet)?.cidr).filter((c): c is string => !!c)), 1);
+      completed.push(ready);
+    });
     return { completed, rolledBack, errors };
   }
 

@@ -23,9 +23,9 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import type { PreparedVeth, VethPrepareSpec } from '../../core/dataplane/types.js';
-import { containerAliasFor, resolveRoutes } from '../../core/dataplane/attach-plan.js';
+import { containerAddresses, containerAliasFor, resolveRoutes } from '../../core/dataplane/attach-plan.js';
 import { portAlias } from '../../core/dataplane/names.js';
-import { canonicalAddress, canonicalMac } from '../../core/dataplane/spec-checks.js';
+import { canonicalMac } from '../../core/dataplane/spec-checks.js';
 import type { ContainerIfaceState, HostLinkState, VethAttachSpec } from '../../core/dataplane/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { tryParseIp } from '../../core/ip/addr.js';
@@ -90,15 +90,7 @@ function bridgeMissing(bridge: string, cause?: unknown): NotFoundError {
  * link by that index (its MAC, and its name as a check).
  */
 function containerRequests(spec: VethAttachSpec, index: number, bringUp: boolean): NlRequest[] {
-  const reqs: NlRequest[] = [];
-  const seen = new Set<string>();
-  for (const a of spec.addresses) {
-    const addr = canonicalAddress(a, 'container address');
-    if (seen.has(addr.text)) continue;
-    seen.add(addr.text);
-    // nodad: the address must be usable the moment ADD returns (see attach-plan.ts).
-    reqs.push(newAddress({ ip: addr.ip, prefix: addr.prefix, index, ifname: spec.ifname, nodad: addr.ip.family === 6 }));
-  }
+  const reqs: NlRequest[] = containerAddresses(spec.addresses).map((a) => newAddress({ ip: a.ip, prefix: a.prefix, index, ifname: spec.ifname, nodad: a.nodad }));
   if (bringUp) reqs.push(...containerUp(spec, index));
   for (const r of resolveRoutes(spec.routes, spec.gateways)) {
     const dst = tryParseCidr(r.dst)!;
@@ -329,6 +321,19 @@ export class NetlinkVeth implements VethOps {
    */
   async attach(spec: VethAttachSpec, state: { created: boolean }, prepared?: PreparedVeth): Promise<VethAttached> {
     const t0 = performance.now();
+    const pre = prepared instanceof PreparedPair && !prepared.consumed && prepared.hostIfname === spec.hostIfname ? prepared : undefined;
+    if (!pre) return this.attachHere(spec, state, t0, undefined);
+    pre.consumed = true;
+    const early = await pre.outcome;
+    if (early.created) state.created = true;
+    if (early.created && early.configured) return this.finishPrepared(spec, pre, early, t0);
+    await pre.settle();
+    // A prepared pair that could not be made is made here, so its error is reported (or resolved) as usual.
+    return this.attachHere(spec, state, t0, early.created ? pre.master : undefined);
+  }
+
+  /** The attach on the main thread: create the pair (unless `createdOn` says it exists, on that bridge index), then configure both ends. */
+  private async attachHere(spec: VethAttachSpec, state: { created: boolean }, t0: number, createdOn: number | undefined): Promise<VethAttached> {
     const mac = spec.mac !== undefined && spec.mac !== '' ? canonicalMac(spec.mac) : undefined;
     let fd: number;
     try {
@@ -338,16 +343,9 @@ export class NetlinkVeth implements VethOps {
     }
     try {
       return await this.withHost(async (s) => {
-        const pre = prepared instanceof PreparedPair && !prepared.consumed && prepared.hostIfname === spec.hostIfname ? prepared : undefined;
-        if (pre) pre.consumed = true;
-        const early = pre ? await pre.outcome : undefined;
-        if (early?.created) state.created = true;
-        if (early?.created && early.configured) return this.finishPrepared(spec, pre!, early, t0);
-        if (pre) await pre.settle();
-        let master = early?.created ? pre!.master : await this.bridgeIdx(s, spec.bridge);
+        let master = createdOn ?? await this.bridgeIdx(s, spec.bridge);
         let echoed: NlLink | undefined;
-        // A prepared pair that could not be made is made here, so its error is reported (or resolved) as usual.
-        for (let attempt = 0; !early?.created; attempt++) {
+        for (let attempt = 0; createdOn === undefined; attempt++) {
           try {
             const [reply] = await s.request(newVeth({ name: spec.hostIfname, mtu: spec.mtu, master, peer: { name: spec.ifname, mtu: spec.mtu, ...(mac !== undefined ? { mac } : {}), netnsFd: fd, netnsLabel: spec.netns } }));
             echoed = reply !== undefined ? decodeLink(reply) : undefined;

@@ -8,7 +8,7 @@
 import { InvalidConfigError } from '../errors.js';
 import type { Family } from '../ip/addr.js';
 import { assertIfname, OWNER_ALIAS_PREFIX, portAlias } from './names.js';
-import { assertBatchToken, assertMtu, assertNetnsPathToken, canonicalAddress, canonicalCidr, canonicalIp, canonicalMac, cidrText, ipText } from './spec-checks.js';
+import { type CanonicalAddress, assertBatchToken, assertMtu, assertNetnsPathToken, canonicalAddress, canonicalCidr, canonicalIp, canonicalMac, cidrText, ipText } from './spec-checks.js';
 import type { MacvlanAttachSpec, RouteSpec, VethAttachSpec } from './types.js';
 
 export interface AttachPlan {
@@ -69,18 +69,28 @@ export function resolveRoutes(routes: readonly RouteSpec[], gateways: readonly s
   return out;
 }
 
-/** Addresses, link up, lo up, routes: the container side of any attachment. */
-export function planContainerSide(args: { ifname: string; alias: string; addresses: readonly string[]; gateways: readonly string[]; routes: readonly RouteSpec[] }): string[] {
-  const lines: string[] = [];
+/**
+ * The container's addresses, validated and without repeats, each with
+ * whether to skip DAD: the container must be reachable the moment ADD
+ * returns, and with DAD a v6 address stays tentative (unusable as a
+ * source) for ~1 s.
+ */
+export function containerAddresses(addresses: readonly string[]): (CanonicalAddress & { readonly nodad: boolean })[] {
+  const out: (CanonicalAddress & { nodad: boolean })[] = [];
   const seen = new Set<string>();
-  for (const a of args.addresses) {
+  for (const a of addresses) {
     const addr = canonicalAddress(a, 'container address');
     if (seen.has(addr.text)) continue;
     seen.add(addr.text);
-    // nodad: the container must be reachable the moment ADD returns; with DAD
-    // the v6 address stays tentative (unusable as a source) for ~1 s.
-    lines.push(`addr add ${addr.text} dev ${args.ifname}${addr.ip.family === 6 ? ' nodad' : ''}`);
+    out.push({ ...addr, nodad: addr.ip.family === 6 });
   }
+  return out;
+}
+
+/** Addresses, link up, lo up, routes: the container side of any attachment. */
+export function planContainerSide(args: { ifname: string; alias: string; addresses: readonly string[]; gateways: readonly string[]; routes: readonly RouteSpec[] }): string[] {
+  const lines: string[] = [];
+  for (const addr of containerAddresses(args.addresses)) lines.push(`addr add ${addr.text} dev ${args.ifname}${addr.nodad ? ' nodad' : ''}`);
   lines.push(`link set dev ${args.ifname} alias ${args.alias}`);
   lines.push(`link set dev ${args.ifname} up`);
   lines.push('link set dev lo up');
