@@ -38,7 +38,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   rm -f "$err"
 fi
 
-# weft's setns addon (native/netns/netns.c): with it the router programs veths
+# weft's native addon (native/netns: setns in netns.c, thread-pool rtnetlink in rtnl.c): with it the router programs veths
 # in process over rtnetlink; without it, by spawning ip(8) (slower; `weft status`
 # warns). N-API, so one build serves every Node version. Node's headers come
 # from /usr/include/node when they are there, so nothing is downloaded.
