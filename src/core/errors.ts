@@ -4,7 +4,7 @@
  * it crosses the plugin boundary. Plugin-specific CNI codes are >= 100 and are
  * documented in docs/errors.md.
  */
-export type CniCode = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 11 | 50 | 51 | 100 | 101 | 102 | 103 | 104 | 105 | 106 | 107 | 108 | 999;
+export type CniCode = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 11 | 50 | 51 | 100 | 101 | 102 | 103 | 104 | 105 | 106 | 107 | 108 | 109 | 999;
 
 export class WeftError extends Error {
   /** Stable machine-readable code, e.g. `SUBNET_EXHAUSTED`. */
@@ -62,6 +62,8 @@ export class InterfaceExistsError extends WeftError { constructor(m: string, o?:
 export class KernelError extends WeftError { constructor(m: string, o?: Opts) { super('KERNEL_FAILED', 107, 500, m, o); } }
 export class FeatureUnavailableError extends WeftError { constructor(m: string, o?: Opts) { super('FEATURE_UNAVAILABLE', 107, 501, m, o); } }
 export class CheckFailedError extends WeftError { constructor(m: string, o?: Opts) { super('CHECK_FAILED', 108, 409, m, o); } }
+/** A Linux bridge takes at most 1023 ports: the network is full on this host. */
+export class BridgeFullError extends WeftError { constructor(m: string, o?: Opts) { super('BRIDGE_FULL', 109, 409, m, o); } }
 export class BadRequestError extends WeftError { constructor(m: string, o?: Opts) { super('BAD_REQUEST', 7, 400, m, o); } }
 export class InternalError extends WeftError { constructor(m: string, o?: Opts) { super('INTERNAL', 999, 500, m, o); } }
 

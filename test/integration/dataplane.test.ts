@@ -17,8 +17,8 @@ import { NftRunner } from '../../src/adapters/kernel/nft.js';
 import { fileURLToPath } from 'node:url';
 import { bridgeNameFor, hostIfnameFor } from '../../src/core/dataplane/names.js';
 import type { BridgeSpec, VethAttachSpec } from '../../src/core/dataplane/types.js';
-import { ConflictError, FeatureUnavailableError, InterfaceExistsError, InvalidConfigError, InvalidEnvError, KernelError, NotFoundError } from '../../src/core/errors.js';
-import { execOk, ping } from '../helpers/exec.js';
+import { BridgeFullError, ConflictError, FeatureUnavailableError, InterfaceExistsError, InvalidConfigError, InvalidEnvError, KernelError, NotFoundError } from '../../src/core/errors.js';
+import { exec, execOk, ping } from '../helpers/exec.js';
 import { type Netns, World, canCreateNetns, cleanupLeftovers } from '../helpers/world.js';
 
 const skip = canCreateNetns() ? false : 'needs root on Linux (creates network namespaces)';
@@ -250,6 +250,25 @@ describe('KernelDataPlane on a real kernel', { skip }, () => {
       await assert.rejects(dp.attachVeth(vethSpec({ path: p }, 13)), (e: unknown) => e instanceof InvalidEnvError && /CNI_NETNS/.test(e.message) && e.cniCode === 4);
     }
     assert.equal(await dp.hostLink(vethSpec({ path: dir }, 13).hostIfname), undefined);
+  });
+
+  test('a bridge with the kernel\'s maximum of ports: BridgeFullError (109), nothing left behind', { timeout: 120_000 }, async () => {
+    // Its own host netns, removed at the end in one go (deleting 1000 veths one by one waits for RCU 1000 times).
+    const full = await world.netns('full');
+    try {
+      const fdp = new KernelDataPlane(logger, { hostNetns: full.path });
+      await fdp.ensureBridge({ name: 'wtfull', network: 'full', mtu: 1450, addresses: ['10.78.0.1/24'] });
+      // More pairs than a bridge takes; -force goes on past the ones the kernel refuses (EXFULL).
+      const lines = Array.from({ length: 1030 }, (_, i) => `link add f${i} master wtfull type veth peer name g${i}`).join('\n');
+      await exec('ip', ['-force', '-batch', '-'], { netns: full.name, input: `${lines}\n`, timeoutMs: 100_000 });
+      const c = await world.netns('c');
+      const spec = vethSpec(c, 17, { bridge: 'wtfull', addresses: ['10.78.0.17/24'], gateways: ['10.78.0.1'] });
+      await assert.rejects(fdp.attachVeth(spec), (e: unknown) => e instanceof BridgeFullError && e.cniCode === 109 && /wtfull/.test(e.message));
+      assert.equal(await fdp.hostLink(spec.hostIfname), undefined, 'no host end');
+      assert.equal(await linkJson(c.name, 'eth0'), undefined, 'no container end');
+    } finally {
+      await world.deleteNetns(full);
+    }
   });
 
   test('rollback: a failing container side leaves no veth behind', async () => {

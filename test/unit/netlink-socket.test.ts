@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NLMSG_ERROR, getLinkByName, appendRoute, newVeth } from '../../src/adapters/kernel/netlink-codec.js';
-import { MAX_IN_FLIGHT, type NetlinkPackage, NetlinkError, RtnlSocket, isNetlinkErrno } from '../../src/adapters/kernel/netlink-socket.js';
+import { isNetlinkErrno, MAX_IN_FLIGHT, NetlinkError, type NetlinkPackage, errnoName, RtnlSocket } from '../../src/adapters/kernel/netlink-socket.js';
 import { NetnsSwitcher } from '../../src/adapters/kernel/netns-addon.js';
 import { KernelError } from '../../src/core/errors.js';
 import { parseIp } from '../../src/core/ip/addr.js';
@@ -143,4 +143,9 @@ test('an ECHOed request waits for the verdict that follows the echo: an echoed l
   const d = t.request(veth);
   f.pending.shift()!.resolve([echoed(10), {}]);
   await assert.rejects(d, (e: unknown) => e instanceof NetlinkError && e.errno === 'ETIMEDOUT');
+});
+
+test('errnoName: libuv\'s names, and the Linux-only ones rtnetlink uses (EXFULL: a full bridge)', () => {
+  assert.equal(errnoName(17).name, 'EEXIST');
+  assert.deepEqual(errnoName(54), { name: 'EXFULL', text: 'Exchange full' });
 });

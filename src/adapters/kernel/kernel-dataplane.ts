@@ -39,7 +39,7 @@ import type {
   PreparedVeth,
   VethProgramming,
 } from '../../core/dataplane/types.js';
-import { ConflictError, InterfaceExistsError, InternalError, InvalidConfigError, InvalidEnvError, NotFoundError } from '../../core/errors.js';
+import { BridgeFullError, ConflictError, InterfaceExistsError, InternalError, InvalidConfigError, InvalidEnvError, NotFoundError } from '../../core/errors.js';
 import { IpCommandError, IpRunner, isAlreadyExists, isNetnsUnusable, isNoSuchDevice } from './ip-runner.js';
 import { NetlinkVeth, type VethAttached, type VethOps } from './netlink-attach.js';
 import { chooseVethProgramming } from './netlink-select.js';
@@ -86,6 +86,11 @@ function isGone(e: unknown): boolean {
 
 function isExists(e: unknown): boolean {
   return isAlreadyExists(e) || isNetlinkErrno(e, 'EEXIST');
+}
+
+/** EXFULL on enslaving: the bridge has the kernel's maximum of ports (BR_MAX_PORTS, 1024 port numbers). */
+function isBridgeFull(e: unknown): boolean {
+  return isNetlinkErrno(e, 'EXFULL') || (e instanceof IpCommandError && /Exchange full/i.test(e.stderr));
 }
 
 /**
@@ -397,6 +402,9 @@ export class KernelDataPlane implements DataPlane {
       return { containerMac: r.containerMac, hostMac: r.hostMac, ...(r.bridgeMac !== undefined ? { bridgeMac: r.bridgeMac } : {}) };
     } catch (e) {
       if (state.created) await this.rollbackHostEnd(spec.hostIfname, e);
+      if (isBridgeFull(e)) {
+        throw new BridgeFullError(`bridge ${spec.bridge} has the most ports the kernel allows (1023): no more containers fit on this network on this host`, { hint: 'attach further containers to another weft network (another bridge), or remove containers from this one', cause: e });
+      }
       throw e;
     }
   }

@@ -483,6 +483,7 @@ const STRERROR: Readonly<Record<string, string>> = {
   EHOSTUNREACH: 'No route to host',
   EAFNOSUPPORT: 'Address family not supported by protocol',
   EMSGSIZE: 'Message too long',
+  EXFULL: 'Exchange full',
 };
 
 export function strerror(errno: string, fallback?: string): string {

@@ -84,7 +84,14 @@ export function isNetlinkNetnsUnusable(e: unknown): boolean {
   return e instanceof NetlinkError && e.netnsUnusable;
 }
 
+/** Linux errnos rtnetlink answers with that libuv has no name for. */
+const LINUX_ONLY_ERRNOS: Readonly<Record<number, { name: string; text: string }>> = {
+  54: { name: 'EXFULL', text: 'Exchange full' },
+};
+
 export function errnoName(errno: number): { name: string; text?: string } {
+  const linux = LINUX_ONLY_ERRNOS[errno];
+  if (linux) return linux;
   try {
     const name = getSystemErrorName(-errno);
     const text = getSystemErrorMap().get(-errno)?.[1];
