@@ -189,18 +189,18 @@ export class NetlinkVeth implements VethOps {
     private readonly offload?: RtnlOffload,
   ) {}
 
-  /**
-   * Starts creating the pair on the thread pool (the kernel's ~1.2 ms of
-   * work then overlaps with the caller's allocation and commit) when that
-   * can be done: the bridge's index is known and the host is the router's
-   * own netns. Never throws: undefined means attach() creates the pair
-   * itself, and reports whatever goes wrong the usual way.
-   */
   /** Whether prepare() can work at all (the addon has the pool requests, the host is the router's own netns). */
   get canPrepare(): boolean {
     return this.offload !== undefined && this.hostNetns === undefined;
   }
 
+  /**
+   * Starts creating the pair on the thread pool (the kernel's ~1.5 ms of
+   * work then overlaps with the caller's allocation and commit) when that
+   * can be done: the bridge's index is known and the host is the router's
+   * own netns. Never throws: undefined means attach() creates the pair
+   * itself, and reports whatever goes wrong the usual way.
+   */
   prepare(spec: VethPrepareSpec): PreparedVeth | undefined {
     const offload = this.offload;
     const master = this.bridgeIndex.get(spec.bridge);
