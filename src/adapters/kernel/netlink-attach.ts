@@ -50,7 +50,7 @@ import {
 } from './netlink-codec.js';
 import { type NetlinkPackage, NetlinkError, RtnlSocket, isNetlinkErrno, isNetlinkNetnsUnusable } from './netlink-socket.js';
 import { elapsedMs } from './elapsed.js';
-import type { RtnlOffload } from './rtnl-offload.js';
+import type { OffloadStep, RtnlOffload } from './rtnl-offload.js';
 import type { NetnsSwitcher } from './netns-addon.js';
 
 /** What KernelDataPlane needs from a way of programming veths (netlink here, ip(8) in kernel-dataplane.ts). */
@@ -228,18 +228,31 @@ export class NetlinkVeth implements VethOps {
       offload.close(contFd);
       return undefined;
     }
-    const steps = [
-      { fd: hostFd, req: newVeth({ name: spec.hostIfname, mtu: spec.mtu, master, peer: { name: spec.ifname, mtu: spec.mtu, ...(mac !== undefined ? { mac } : {}), netnsFd: nsFd, netnsLabel: spec.netns } }) },
-      { fd: hostFd, req: configureLink({ name: spec.hostIfname, alias: portAlias(spec.bridge, spec.hairpin), hairpin: spec.hairpin, up: true }) },
-      { fd: hostFd, req: getLinkByName(spec.hostIfname) },
-      ...containerUp(spec, 0).map((req) => ({ fd: contFd, req, netns: spec.netns })),
-    ];
+    let steps: OffloadStep[];
+    try {
+      steps = [
+        { fd: hostFd, req: newVeth({ name: spec.hostIfname, mtu: spec.mtu, master, peer: { name: spec.ifname, mtu: spec.mtu, ...(mac !== undefined ? { mac } : {}), netnsFd: nsFd, netnsLabel: spec.netns } }) },
+        { fd: hostFd, req: configureLink({ name: spec.hostIfname, alias: portAlias(spec.bridge, spec.hairpin), hairpin: spec.hairpin, up: true }) },
+        { fd: hostFd, req: getLinkByName(spec.hostIfname) },
+        ...containerUp(spec, 0).map((req) => ({ fd: contFd, req, netns: spec.netns })),
+      ];
+    } catch {
+      closeSync(nsFd);
+      offload.close(hostFd);
+      offload.close(contFd);
+      return undefined;
+    }
     const outcome = offload.sequence(steps).then((r): PrepareOutcome => {
       if (r.replies.length === 0) return { created: false };
       if (r.failed) return { created: true, configured: false };
-      const echo = r.replies[0]![0];
-      return { created: true, configured: true, ...(echo !== undefined ? { echoed: decodeLink(echo) } : {}), host: decodeLink(r.replies[2]![0]!) };
-    }).finally(() => {
+      try {
+        const echo = r.replies[0]![0];
+        return { created: true, configured: true, ...(echo !== undefined ? { echoed: decodeLink(echo) } : {}), host: decodeLink(r.replies[2]![0]!) };
+      } catch {
+        // Made, but the answers did not parse: attach() configures it the usual way (idempotent requests).
+        return { created: true, configured: false };
+      }
+    }, (): PrepareOutcome => ({ created: false })).finally(() => {
       closeSync(nsFd);
       offload.close(hostFd);
     });
